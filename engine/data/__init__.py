@@ -1,0 +1,1 @@
+"""The data engine: event streams at rest (native, Parquet, CSV) and their merge."""
