@@ -113,3 +113,13 @@ def decimal_scale(value: Decimal) -> int:
     """Decimal places of a Decimal with trailing zeros removed (0.0100 -> 2)."""
     exp = value.normalize().as_tuple().exponent
     return max(0, -int(exp))
+
+
+def units_to_strings(units: np.ndarray, scale: int) -> pa.Array:
+    """Vectorised `format_units`: int64 counts of 10**-scale to exact decimal text."""
+    units = np.ascontiguousarray(units, dtype=np.int64)
+    words = np.empty(2 * len(units), dtype=np.int64)
+    words[0::2] = units
+    words[1::2] = units >> 63  # sign-extend into the high word of the 128-bit value
+    dec = pa.Array.from_buffers(pa.decimal128(38, scale), len(units), [None, pa.py_buffer(words)])
+    return pc.cast(dec, pa.string())

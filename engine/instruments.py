@@ -51,7 +51,9 @@ class Instrument:
         """Decimal places of the lot size."""
         return decimal_scale(self.lot_size)
 
-    def _ticks(self, units: np.ndarray, step: Decimal, scale: int, what: str, **where) -> np.ndarray:
+    def _ticks(
+        self, units: np.ndarray, step: Decimal, scale: int, what: str, **where
+    ) -> np.ndarray:
         step_units = int(step.scaleb(scale))
         if step_units == 1:
             return units

@@ -1,0 +1,110 @@
+"""Tell every supported file format apart by content and load any mix of them as one stream.
+
+Consecutive files of the same vendor format are handed to their loader together, so a market
+split over several files (one a day) reads as one stream with its sequence checked across the
+boundaries; different groups are then merged by local time (engine.data.merge).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.data.io import engine_format, open_events
+from engine.data.merge import merge_streams
+from engine.data.sniff import first_line
+from engine.data.stream import EventStream
+from engine.errors import FormatError, UsageError
+from engine.instruments import Instrument
+
+FORMATS = (
+    "native",
+    "parquet",
+    "csv",
+    "tardis",
+    "binance-ws",
+    "binance-depth-csv",
+    "vendor-parquet",
+)
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of one file, by content; FormatError when it is none of the known ones."""
+    from adapters.binance_history import is_binance_depth_csv, is_vendor_parquet
+    from adapters.binance_ws import sniff_binance_capture
+    from adapters.tardis import sniff_tardis
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+    if p.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a data file")
+    fmt = engine_format(p)
+    if fmt is not None:
+        return fmt
+    if sniff_tardis(p):
+        return "tardis"
+    if sniff_binance_capture(p):
+        return "binance-ws"
+    if is_binance_depth_csv(p):
+        return "binance-depth-csv"
+    if str(p).endswith(".parquet") and is_vendor_parquet(p):
+        return "vendor-parquet"
+    line = first_line(p)[:80]
+    raise FormatError(
+        f"unknown format (first line {line!r}); known: {', '.join(FORMATS)}", path=str(path)
+    )
+
+
+def _load_group(
+    fmt: str,
+    paths: list[Path],
+    *,
+    instrument: Instrument | None,
+    repair: str | None,
+    strict: bool,
+) -> list[EventStream]:
+    from adapters.binance_history import load_binance_depth_csv, load_vendor_parquet
+    from adapters.binance_ws import load_binance_capture
+    from adapters.tardis import load_tardis
+
+    if fmt in ("native", "parquet", "csv"):
+        return [open_events(p) for p in paths]
+    if fmt == "tardis":
+        return [load_tardis(paths, instrument=instrument, repair=repair)]
+    if fmt == "binance-ws":
+        return [load_binance_capture(paths, instrument=instrument, strict=strict)]
+    if fmt == "binance-depth-csv":
+        return [load_binance_depth_csv(paths, instrument=instrument, strict=strict, repair=repair)]
+    if fmt == "vendor-parquet":
+        return [load_vendor_parquet(p, instrument=instrument) for p in paths]
+    raise UsageError(f"unknown format {fmt!r}")
+
+
+def load(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    instrument: Instrument | None = None,
+    repair: str | None = None,
+    strict: bool = False,
+) -> EventStream:
+    """Load one or more files of any supported format as one stream ordered by local time."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise UsageError("no input files")
+    if repair not in (None, "sort"):
+        raise UsageError(f"unknown repair {repair!r} (known: sort)")
+    groups: list[tuple[str, list[Path]]] = []
+    for raw in paths:
+        p = Path(raw)
+        fmt = detect_format(p)
+        if groups and groups[-1][0] == fmt and fmt not in ("native", "parquet", "csv"):
+            groups[-1][1].append(p)
+        else:
+            groups.append((fmt, [p]))
+    streams: list[EventStream] = []
+    for fmt, group in groups:
+        streams.extend(_load_group(fmt, group, instrument=instrument, repair=repair, strict=strict))
+    return merge_streams(streams)

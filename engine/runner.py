@@ -1,0 +1,412 @@
+"""The Python side of a run: build the state, compile the strategy, drive the loop in chunks.
+
+`Engine` is what the CLI, the cockpit's engine thread, the optimizer and tests use:
+
+    eng = Engine(stream, MarketMaker, [{"half_spread": 3}], EngineConfig())
+    eng.start()
+    eng.run()                      # to the end, or .run(max_events=1) to step one event
+    eng.command(Command(CMD_FLATTEN))
+    eng.finish()
+    res = eng.results()            # journal, fills, equity, alerts as numpy tables
+
+Buffers (journal, fills, alerts, equity) are drained into Python-side chunks whenever the loop
+says they are half full, so nothing is overwritten. A checkpoint is every array of the state
+plus the strategy rows and the drained chunks; a restored run continues byte-identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.codes import (
+    A_STRATEGY_ERROR,
+    SEV_CRITICAL,
+    STOP_BUFFER_FULL,
+    STOP_CHUNK_DONE,
+    STOP_END_OF_DATA,
+    STOP_NAMES,
+)
+from engine.commands import Command, apply_command
+from engine.config import EngineConfig, configure
+from engine.data.stream import EventStream
+from engine.errors import CockpitError, UsageError
+from engine.events import EVENT_DTYPE
+from engine.jit import entry
+from engine.loop import run_chunk
+from engine.oms import alert
+from engine.portfolio import sample_equity
+from engine.state import (
+    CK_CUR_STRAT,
+    CK_CURSOR,
+    CK_DATA_EVENTS,
+    CK_ENGINE_EVENTS,
+    CK_NOW,
+    EngineState,
+    new_state,
+)
+from engine.stats import C_HEAP_OVERFLOW, COUNTER_NAMES
+from engine.strategy import (
+    _NoStrategy,
+    compile_hooks,
+    make_rows,
+    subscriptions,
+)
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+class EngineError(CockpitError):
+    """The engine cannot go on (a capacity exceeded, a corrupt checkpoint)."""
+
+    title = "Engine error"
+
+
+@entry
+def _call_all(st, rows, hook, enabled_only: bool) -> int:
+    """Call on_start or on_stop for every instance; returns the instance index reached."""
+    for j in range(rows.shape[0]):
+        if enabled_only and st.port.enabled[j] == 0:
+            continue
+        st.clock[CK_CUR_STRAT] = j
+        hook(rows[j], st)
+    st.clock[CK_CUR_STRAT] = -1
+    return rows.shape[0]
+
+
+@dataclass
+class StrategyFault:
+    """A strategy instance raised: it was disabled and the run went on."""
+
+    instance: int
+    hook_time_ns: int
+    message: str
+
+
+@dataclass
+class Drained:
+    """Rows taken out of the state's buffers, in order."""
+
+    journal: list[dict[str, np.ndarray]] = field(default_factory=list)
+    fills: list[dict[str, np.ndarray]] = field(default_factory=list)
+    alerts: list[dict[str, np.ndarray]] = field(default_factory=list)
+    equity: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def _take(buf, count_field: str = "n") -> dict[str, np.ndarray]:
+    n_arr = getattr(buf, count_field)
+    k = int(n_arr[0])
+    out = {}
+    for name in buf._fields:
+        if name == count_field:
+            continue
+        arr = getattr(buf, name)
+        out[name] = arr[:k].copy()
+        arr[:k] = 0
+    n_arr[1] += k
+    n_arr[0] = 0
+    return out
+
+
+def _concat(chunks: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+    if not chunks:
+        return {}
+    return {n: np.concatenate([c[n] for c in chunks]) for n in names}
+
+
+class Engine:
+    """One run of the engine over one event stream with one strategy class."""
+
+    def __init__(
+        self,
+        stream: EventStream,
+        strategy_cls: type | None = None,
+        instances: list[dict[str, Any]] | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.stream = stream
+        self.config = config or EngineConfig()
+        self.strategy_cls = strategy_cls or _NoStrategy
+        n_inst = max(1, len(stream.instruments))
+        ev = stream.events
+        if ev.dtype != EVENT_DTYPE:
+            raise UsageError("events must have EVENT_DTYPE")
+        if len(ev) and int(ev["instrument"].max()) >= n_inst:
+            raise UsageError(
+                f"events refer to instrument {int(ev['instrument'].max())} but the stream "
+                f"registers {len(stream.instruments)}"
+            )
+        self.events = ev
+        self.rows = make_rows(self.strategy_cls, instances or [])
+        self.state: EngineState = new_state(
+            n_inst, len(self.rows), max_orders=self.config.max_orders
+        )
+        configure(self.state, self.config, stream.instruments)
+        self.subs_start, self.subs_idx = subscriptions(self.rows, n_inst)
+        if strategy_cls is None:
+            self.subs_start[:] = 0
+            self.subs_idx = np.zeros(0, dtype=np.int64)
+        hooks = compile_hooks(self.strategy_cls, self.rows, self.state, self.events)
+        self._on_start, on_data, on_tick, on_update, self._on_stop = hooks
+        self._loop_hooks = (on_data, on_tick, on_update)
+        self.drained = Drained()
+        self.commands: list[Command] = []
+        self.faults: list[StrategyFault] = []
+        self.started = False
+        self.finished = False
+        self.last_stop = STOP_CHUNK_DONE
+        self.wall_seconds = 0.0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Call every instance's on_start (once)."""
+        if self.started:
+            return
+        self.started = True
+        self._guarded(lambda: _call_all(self.state, self.rows, self._on_start, False))
+
+    def finish(self) -> None:
+        """Call on_stop, take a last equity sample and drain the buffers (once)."""
+        if self.finished:
+            return
+        self.start()
+        self.finished = True
+        self._guarded(lambda: _call_all(self.state, self.rows, self._on_stop, True))
+        sample_equity(self.state)
+        self.drain()
+
+    @property
+    def now(self) -> int:
+        """Engine time, ns."""
+        return int(self.state.clock[CK_NOW])
+
+    @property
+    def cursor(self) -> int:
+        """Index of the next data event."""
+        return int(self.state.clock[CK_CURSOR])
+
+    @property
+    def events_processed(self) -> int:
+        """Data plus scheduled events processed so far."""
+        c = self.state.clock
+        return int(c[CK_DATA_EVENTS] + c[CK_ENGINE_EVENTS])
+
+    @property
+    def at_end(self) -> bool:
+        """True once the loop reported the end of the data."""
+        return self.last_stop == STOP_END_OF_DATA
+
+    # ----------------------------------------------------------------------- run
+
+    def _guarded(self, fn):
+        """Run fn; a strategy exception disables that instance and is recorded."""
+        while True:
+            try:
+                return fn()
+            except CockpitError:
+                raise
+            except Exception as exc:  # raised inside a jitted strategy hook
+                j = int(self.state.clock[CK_CUR_STRAT])
+                if j < 0:
+                    raise
+                self.state.clock[CK_CUR_STRAT] = -1
+                self.state.port.enabled[j] = 0
+                alert(self.state, A_STRATEGY_ERROR, SEV_CRITICAL, 0, -1, -1, j, 0)
+                self.faults.append(StrategyFault(j, self.now, f"{type(exc).__name__}: {exc}"))
+
+    def run(
+        self,
+        max_events: int = INT64_MAX,
+        break_mask: int = 0,
+        stop_ts: int = INT64_MAX,
+        chunk: int = 1 << 20,
+    ) -> int:
+        """Process up to max_events events (in chunks); returns the STOP_* reason."""
+        self.start()
+        t0 = time.perf_counter()
+        left = max_events
+        reason = STOP_CHUNK_DONE
+        st = self.state
+        while left > 0:
+            before = self.events_processed
+            step = min(left, chunk)
+
+            def call(step=step):
+                return run_chunk(
+                    st,
+                    self.events,
+                    self.rows,
+                    self._loop_hooks,
+                    self.subs_start,
+                    self.subs_idx,
+                    step,
+                    break_mask,
+                    stop_ts,
+                )
+
+            reason = self._guarded(call)
+            if reason is None:  # a hook raised: continue the same chunk from where it was
+                reason = STOP_CHUNK_DONE
+            left -= self.events_processed - before
+            if st.counters[C_HEAP_OVERFLOW]:
+                raise EngineError("the scheduled-event heap overflowed; raise its capacity")
+            if reason == STOP_BUFFER_FULL:
+                self.drain()
+                continue
+            if reason != STOP_CHUNK_DONE:
+                break
+        self.last_stop = reason
+        self.wall_seconds += time.perf_counter() - t0
+        return reason
+
+    def step(self, n: int = 1) -> int:
+        """Process exactly n events (data or scheduled) unless the data ends first."""
+        return self.run(max_events=n)
+
+    def command(self, cmd: Command) -> int:
+        """Apply a command now (between chunks), stamp it and journal it."""
+        self.start()
+        stamped = Command(cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d, self.now, self.events_processed)
+        self.commands.append(stamped)
+        return int(apply_command(self.state, cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d))
+
+    def replay_commands(self, commands: list[Command]) -> int:
+        """Run to the end applying recorded commands at the event counts they were applied."""
+        for cmd in sorted(commands, key=lambda c: c.after_events):
+            gap = cmd.after_events - self.events_processed
+            if gap > 0:
+                self.run(max_events=gap)
+            self.command(cmd)
+        return self.run()
+
+    # ------------------------------------------------------------------- results
+
+    def drain(self) -> None:
+        """Move buffered journal, fills, alerts and equity rows into Python-side chunks."""
+        st = self.state
+        if st.journal.n[0]:
+            self.drained.journal.append(_take(st.journal))
+        if st.fills.n[0]:
+            self.drained.fills.append(_take(st.fills))
+        if st.alerts.n[0]:
+            self.drained.alerts.append(_take(st.alerts))
+        if st.port.eq_n[0]:
+            k = int(st.port.eq_n[0])
+            self.drained.equity.append(
+                {
+                    "ts": st.port.eq_ts[:k].copy(),
+                    "equity": st.port.eq_total[:k].copy(),
+                    "position": st.port.eq_pos[:k].copy(),
+                }
+            )
+            st.port.eq_ts[:k] = 0
+            st.port.eq_total[:k] = 0
+            st.port.eq_pos[:k] = 0
+            st.port.eq_n[1] += k
+            st.port.eq_n[0] = 0
+
+    def journal(self) -> dict[str, np.ndarray]:
+        """Every audit row so far (drained plus buffered)."""
+        self.drain()
+        return _concat(self.drained.journal, [f for f in self.state.journal._fields if f != "n"])
+
+    def fills(self) -> dict[str, np.ndarray]:
+        """Every fill so far."""
+        self.drain()
+        return _concat(self.drained.fills, [f for f in self.state.fills._fields if f != "n"])
+
+    def alerts(self) -> dict[str, np.ndarray]:
+        """Every alert so far."""
+        self.drain()
+        return _concat(self.drained.alerts, [f for f in self.state.alerts._fields if f != "n"])
+
+    def equity_curve(self) -> dict[str, np.ndarray]:
+        """Equity samples so far."""
+        self.drain()
+        return _concat(self.drained.equity, ["ts", "equity", "position"])
+
+    def counters(self) -> dict[str, int]:
+        """Run statistics by name."""
+        return {name: int(self.state.counters[i]) for i, name in COUNTER_NAMES.items()}
+
+    def journal_hash(self) -> str:
+        """SHA-256 over the journal, the fills and the final positions: the determinism check."""
+        h = hashlib.sha256()
+        for table in (self.journal(), self.fills()):
+            for name in sorted(table):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(table[name]).tobytes())
+        h.update(self.state.port.pos.tobytes())
+        h.update(self.state.port.realized.tobytes())
+        h.update(self.state.port.fees.tobytes())
+        return h.hexdigest()
+
+    # ----------------------------------------------------------- checkpointing
+
+    def checkpoint(self, path: str | Path) -> None:
+        """Save everything needed to continue this run byte-identically."""
+        self.drain()
+        arrays = {}
+
+        def walk(prefix: str, obj) -> None:
+            if isinstance(obj, np.ndarray):
+                arrays[prefix] = obj
+            else:
+                for name in obj._fields:
+                    walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
+
+        walk("", self.state)
+        payload = {
+            "arrays": arrays,
+            "rows": self.rows,
+            "drained": self.drained,
+            "commands": self.commands,
+            "faults": self.faults,
+            "started": self.started,
+            "strategy": f"{self.strategy_cls.__module__}.{self.strategy_cls.__qualname__}",
+            "events": len(self.events),
+        }
+        with open(path, "wb") as f:
+            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, path: str | Path) -> None:
+        """Load a checkpoint taken from an engine over the same data and strategy."""
+        try:
+            with open(path, "rb") as f:
+                payload = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise EngineError(f"{path}: unreadable checkpoint: {exc}") from None
+        want = f"{self.strategy_cls.__module__}.{self.strategy_cls.__qualname__}"
+        if payload["strategy"] != want or payload["events"] != len(self.events):
+            raise EngineError(
+                f"{path}: checkpoint of {payload['strategy']} over {payload['events']} events "
+                f"does not match this run ({want} over {len(self.events)})"
+            )
+
+        def walk(prefix: str, obj) -> None:
+            if isinstance(obj, np.ndarray):
+                saved = payload["arrays"][prefix]
+                if saved.shape != obj.shape or saved.dtype != obj.dtype:
+                    raise EngineError(f"{path}: array {prefix} has another shape or type")
+                obj[...] = saved
+            else:
+                for name in obj._fields:
+                    walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
+
+        walk("", self.state)
+        self.rows[...] = payload["rows"]
+        self.drained = payload["drained"]
+        self.commands = payload["commands"]
+        self.faults = payload["faults"]
+        self.started = payload["started"]
+
+    def stop_name(self, reason: int) -> str:
+        """Name of a STOP_* code."""
+        return STOP_NAMES.get(reason, str(reason))

@@ -1,0 +1,179 @@
+"""What a strategy may call from its hooks (all jitted; `ctx` is the engine state).
+
+Prices are integer ticks, quantities integer lots, times integer ns. Order functions return
+the new order's id (>= 0), or minus a reason code (engine/codes.py R_*) when the order was
+denied: pre-trade risk, a bad quantity or price, an unknown instrument. A denial is journaled
+and raises an alert; the run goes on.
+
+    from engine import strategy_api as api
+    oid = api.buy_limit(ctx, inst, price, qty)
+"""
+
+from __future__ import annotations
+
+from engine import book as _book
+from engine.codes import (
+    EV_TIMER,
+    OF_POST_ONLY,
+    OT_LIMIT,
+    OT_MARKET,
+    R_CANCEL_REQUEST,
+    SIDE_BUY_CODE,
+    SIDE_SELL_CODE,
+    TIF_GTC,
+    TIF_IOC,
+)
+from engine.execution import cancel_all as _cancel_all
+from engine.execution import cancel_order as _cancel_order
+from engine.execution import row_of, submit_order
+from engine.jit import kernel
+from engine.oms import slot_of
+from engine.portfolio import equity as _equity
+from engine.risk import mid_x2 as _mid_x2
+from engine.scheduler import schedule
+from engine.state import CK_CUR_STRAT, CK_NOW
+
+NO_PRICE = _book.NO_PRICE
+
+
+@kernel
+def now(ctx) -> int:
+    """Engine time in ns."""
+    return ctx.clock[CK_NOW]
+
+
+@kernel
+def me(ctx) -> int:
+    """Index of the strategy instance whose hook is running."""
+    return ctx.clock[CK_CUR_STRAT]
+
+
+@kernel
+def best_bid(ctx, inst: int) -> int:
+    """Best bid in ticks (NO_PRICE when the side is empty)."""
+    return _book.best_bid(ctx.book, inst)
+
+
+@kernel
+def best_ask(ctx, inst: int) -> int:
+    """Best ask in ticks (NO_PRICE when the side is empty)."""
+    return _book.best_ask(ctx.book, inst)
+
+
+@kernel
+def best_bid_qty(ctx, inst: int) -> int:
+    """Lots at the best bid."""
+    return _book.best_bid_qty(ctx.book, inst)
+
+
+@kernel
+def best_ask_qty(ctx, inst: int) -> int:
+    """Lots at the best ask."""
+    return _book.best_ask_qty(ctx.book, inst)
+
+
+@kernel
+def depth(ctx, inst: int, side: int, price: int) -> int:
+    """Lots displayed at a price level."""
+    return _book.depth_at(ctx.book, inst, side, price)
+
+
+@kernel
+def mid_x2(ctx, inst: int) -> int:
+    """Twice the mid in ticks (book, else quotes, else last trade; 0 if unknown)."""
+    return _mid_x2(ctx, inst)
+
+
+@kernel
+def last_trade(ctx, inst: int) -> int:
+    """Price of the last recorded trade (0 before the first)."""
+    return ctx.market.last_trade_px[inst]
+
+
+@kernel
+def position(ctx, inst: int) -> int:
+    """This instance's position in lots (negative when short)."""
+    return ctx.port.pos[row_of(ctx, me(ctx)), inst]
+
+
+@kernel
+def equity(ctx) -> float:
+    """This instance's realised + unrealised PnL minus fees, quote currency."""
+    return _equity(ctx, row_of(ctx, me(ctx)))
+
+
+@kernel
+def open_orders(ctx) -> int:
+    """This instance's live orders."""
+    return ctx.port.open_orders[row_of(ctx, me(ctx))]
+
+
+@kernel
+def submit(
+    ctx, inst: int, side: int, price: int, qty: int, otype: int, tif: int, flags: int
+) -> int:
+    """Send any order; returns its id or minus the denial reason."""
+    return submit_order(ctx, me(ctx), inst, side, price, qty, otype, tif, flags)
+
+
+@kernel
+def buy_limit(ctx, inst: int, price: int, qty: int) -> int:
+    """GTC limit buy."""
+    return submit_order(ctx, me(ctx), inst, SIDE_BUY_CODE, price, qty, OT_LIMIT, TIF_GTC, 0)
+
+
+@kernel
+def sell_limit(ctx, inst: int, price: int, qty: int) -> int:
+    """GTC limit sell."""
+    return submit_order(ctx, me(ctx), inst, SIDE_SELL_CODE, price, qty, OT_LIMIT, TIF_GTC, 0)
+
+
+@kernel
+def post_only(ctx, inst: int, side: int, price: int, qty: int) -> int:
+    """GTC limit that the venue rejects rather than let it take liquidity."""
+    return submit_order(ctx, me(ctx), inst, side, price, qty, OT_LIMIT, TIF_GTC, OF_POST_ONLY)
+
+
+@kernel
+def market(ctx, inst: int, side: int, qty: int) -> int:
+    """Market order (walks the book; an unfilled remainder expires)."""
+    return submit_order(ctx, me(ctx), inst, side, 0, qty, OT_MARKET, TIF_IOC, 0)
+
+
+@kernel
+def cancel(ctx, oid: int) -> bool:
+    """Request a cancel (False if the order is unknown, finished or already canceling)."""
+    return _cancel_order(ctx, oid, R_CANCEL_REQUEST)
+
+
+@kernel
+def cancel_all(ctx) -> int:
+    """Cancel every live order of this instance; returns requests sent."""
+    return _cancel_all(ctx, me(ctx), R_CANCEL_REQUEST, False)
+
+
+@kernel
+def status(ctx, oid: int) -> int:
+    """OMS state (ST_*) of an order, or -1 once it has ended and its slot was reused."""
+    slot = slot_of(ctx, oid)
+    return ctx.orders.status[slot] if slot >= 0 else -1
+
+
+@kernel
+def filled(ctx, oid: int) -> int:
+    """Lots of an order reported filled (0 if unknown)."""
+    slot = slot_of(ctx, oid)
+    return ctx.orders.filled[slot] if slot >= 0 else 0
+
+
+@kernel
+def queue_ahead(ctx, oid: int) -> int:
+    """Lots ahead of a resting order at its price (the venue model's estimate)."""
+    slot = slot_of(ctx, oid)
+    return ctx.orders.queue_ahead[slot] if slot >= 0 else 0
+
+
+@kernel
+def set_timer(ctx, at_ns: int, tag: int) -> bool:
+    """Call this instance's on_tick at engine time `at_ns` (`tag` is for the user)."""
+    return schedule(ctx, at_ns, EV_TIMER, me(ctx), tag, 0, 0)
