@@ -76,24 +76,24 @@ class Command:
 @entry
 def apply_command(st, kind: int, a: int, b: int, c: int, d: int) -> int:
     """Apply one command now; returns orders or cancels sent, or an order id."""
-    st.counters[C_COMMANDS] += 1
+    st.ctl[C_COMMANDS] += 1
     if kind == CMD_CANCEL_ALL:
         return cancel_all(st, -1, R_CANCEL_ALL, True)
     if kind == CMD_FLATTEN:
         return flatten(st, R_FLATTEN)
     if kind == CMD_HALT:
-        already = st.clock[CK_TRADING_STATE] == TS_HALTED
-        st.clock[CK_TRADING_STATE] = TS_HALTED
+        already = st.ctl[CK_TRADING_STATE] == TS_HALTED
+        st.ctl[CK_TRADING_STATE] = TS_HALTED
         if not already:
             alert(st, A_KILL_SWITCH, SEV_CRITICAL, R_KILL_SWITCH, -1, -1, -1, 0)
         return cancel_all(st, -1, R_KILL_SWITCH, True)
     if kind == CMD_RESUME:
-        if st.clock[CK_TRADING_STATE] != TS_ACTIVE:
-            st.clock[CK_TRADING_STATE] = TS_ACTIVE
+        if st.ctl[CK_TRADING_STATE] != TS_ACTIVE:
+            st.ctl[CK_TRADING_STATE] = TS_ACTIVE
             alert(st, A_KILL_SWITCH, SEV_INFO, R_RESUME, -1, -1, -1, 0)
         return 0
     if kind == CMD_REDUCE_ONLY:
-        st.clock[CK_TRADING_STATE] = TS_REDUCE_ONLY
+        st.ctl[CK_TRADING_STATE] = TS_REDUCE_ONLY
         return 0
     if kind == CMD_MANUAL_LIMIT:
         return submit_order(st, -1, a, b, c, d, OT_LIMIT, TIF_GTC, OF_MANUAL)

@@ -30,9 +30,9 @@ from engine.state import (
     IF_MAX_NOTIONAL,
     IF_MULT,
     IF_TICK,
-    II_MAX_ORDER_QTY,
-    II_MAX_POSITION,
-    II_SPOOF_MIN_QTY,
+    MK_MAX_ORDER_QTY,
+    MK_MAX_POSITION,
+    MK_SPOOF_MIN_QTY,
     EngineState,
 )
 
@@ -123,7 +123,7 @@ class EngineConfig:
 
 def configure(st: EngineState, cfg: EngineConfig, instruments: InstrumentRegistry) -> None:
     """Write a config and instrument metadata into a fresh state's arrays."""
-    ci, cf = st.cfg_i, st.cfg_f
+    ci, cf = st.ctl, st.cfg
     ci[CI_ENTRY_LATENCY] = cfg.entry_latency_ns
     ci[CI_CANCEL_LATENCY] = (
         cfg.entry_latency_ns if cfg.cancel_latency_ns is None else cfg.cancel_latency_ns
@@ -145,10 +145,10 @@ def configure(st: EngineState, cfg: EngineConfig, instruments: InstrumentRegistr
     cf[CF_PRICE_BAND] = r.price_band
     cf[CF_MAX_DRAWDOWN] = r.max_drawdown
     for i, inst in enumerate(instruments):
-        st.inst_f[i, IF_TICK] = float(inst.tick_size)
-        st.inst_f[i, IF_LOT] = float(inst.lot_size)
-        st.inst_f[i, IF_MULT] = float(inst.contract_multiplier)
-        st.inst_f[i, IF_MAX_NOTIONAL] = r.max_notional
-        st.inst_i[i, II_MAX_ORDER_QTY] = r.max_order_qty
-        st.inst_i[i, II_MAX_POSITION] = r.max_position
-        st.inst_i[i, II_SPOOF_MIN_QTY] = r.spoof_min_qty
+        st.instf[i, IF_TICK] = float(inst.tick_size)
+        st.instf[i, IF_LOT] = float(inst.lot_size)
+        st.instf[i, IF_MULT] = float(inst.contract_multiplier)
+        st.instf[i, IF_MAX_NOTIONAL] = r.max_notional
+        st.mk[i, MK_MAX_ORDER_QTY] = r.max_order_qty
+        st.mk[i, MK_MAX_POSITION] = r.max_position
+        st.mk[i, MK_SPOOF_MIN_QTY] = r.spoof_min_qty

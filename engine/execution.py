@@ -11,6 +11,7 @@ from engine.codes import (
     A_RISK_DENIAL,
     EV_CANCEL_ARRIVE,
     EV_ORDER_ARRIVE,
+    LIQ_MAKER,
     OF_FLATTEN,
     OT_MARKET,
     R_CANCEL_REJECTED,
@@ -43,30 +44,43 @@ from engine.state import (
     CI_ENTRY_LATENCY,
     CK_LAST_STATUS,
     CK_NOW,
+    O_FILLED,
+    O_FLAGS,
+    O_INFLIGHT,
+    O_INST,
+    O_OID,
+    O_PRICE,
+    O_QTY,
+    O_SIDE,
+    O_STATUS,
+    O_STRAT,
+    PI_OPEN_BUY,
+    PI_OPEN_SELL,
+    PI_POS,
+    RI_OPEN_ORDERS,
 )
 from engine.stats import C_CANCELS, C_FILLS, C_ORDERS_DENIED, C_ORDERS_SUBMITTED
 from engine.venue import CANCEL_REJECT_STATE
 
-# Rows returned by on_report / on_fill_report: which strategy to notify (-1: none).
 NO_STRATEGY = -1
+"""Returned by the report handlers when no strategy is to be told."""
 
 
 @kernel
 def row_of(st, strat: int) -> int:
     """Portfolio row of a strategy instance (manual trading is the last row)."""
-    return strat if strat >= 0 else st.port.pos.shape[0] - 1
+    return strat if strat >= 0 else st.pi.shape[0] - 1
 
 
 @kernel
 def _open_add(st, slot: int, sign: int) -> None:
-    o = st.orders
-    row = row_of(st, o.strat[slot])
-    left = (o.qty[slot] - o.filled[slot]) * sign
-    if o.side[slot] == SIDE_BUY_CODE:
-        st.port.open_buy[row, o.inst[slot]] += left
-    else:
-        st.port.open_sell[row, o.inst[slot]] += left
-    st.port.open_orders[row] += sign
+    """Count an order's unfilled quantity into (or out of) its row's open quantities."""
+    o = st.o[slot]
+    row = row_of(st, o[O_STRAT])
+    left = (o[O_QTY] - o[O_FILLED]) * sign
+    col = PI_OPEN_BUY if o[O_SIDE] == SIDE_BUY_CODE else PI_OPEN_SELL
+    st.pi[row, o[O_INST], col] += left
+    st.ri[row, RI_OPEN_ORDERS] += sign
 
 
 @kernel
@@ -79,35 +93,29 @@ def submit_order(
     if otype == OT_MARKET:
         price = 0
         tif = TIF_IOC
+    # A denied order with a nonsense instrument is still journaled, under instrument 0.
     slot = alloc_order(
         st, inst if reason == R_NONE else max(inst, 0), strat, side, otype, tif, flags, price, qty
     )
     if slot < 0:
         alert(st, A_RISK_DENIAL, SEV_INFO, R_POOL_FULL, -1, inst, strat, qty)
-        st.counters[C_ORDERS_DENIED] += 1
+        st.ctl[C_ORDERS_DENIED] += 1
         return -R_POOL_FULL
     if reason != R_NONE:
         transition(st, slot, ST_DENIED, reason, price, qty)
-        alert(st, A_RISK_DENIAL, SEV_INFO, reason, st.orders.oid[slot], inst, strat, qty)
-        st.counters[C_ORDERS_DENIED] += 1
+        alert(st, A_RISK_DENIAL, SEV_INFO, reason, st.o[slot, O_OID], inst, strat, qty)
+        st.ctl[C_ORDERS_DENIED] += 1
         release_if_done(st, slot)
         return -reason
     transition(st, slot, ST_SUBMITTED, R_NEW, price, qty)
     _open_add(st, slot, 1)
     if (flags & OF_FLATTEN) == 0:
         record_submit(st, row)
-    st.counters[C_ORDERS_SUBMITTED] += 1
-    st.orders.inflight[slot] += 1
-    schedule(
-        st,
-        st.clock[CK_NOW] + st.cfg_i[CI_ENTRY_LATENCY],
-        EV_ORDER_ARRIVE,
-        st.orders.oid[slot],
-        0,
-        0,
-        0,
-    )
-    return st.orders.oid[slot]
+    st.ctl[C_ORDERS_SUBMITTED] += 1
+    st.o[slot, O_INFLIGHT] += 1
+    oid = st.o[slot, O_OID]
+    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_ORDER_ARRIVE, oid, 0, 0, 0)
+    return oid
 
 
 @kernel
@@ -116,30 +124,22 @@ def cancel_order(st, oid: int, reason: int) -> bool:
     slot = slot_of(st, oid)
     if slot < 0:
         return False
-    o = st.orders
-    s = o.status[slot]
-    if is_terminal(s) or s == ST_PENDING_CANCEL:
-        return False
+    o = st.o[slot]
+    s = o[O_STATUS]
     if (
         s != ST_SUBMITTED
         and s != ST_ACCEPTED
         and s != ST_PARTIALLY_FILLED
-        and (s != ST_PENDING_UPDATE)
+        and s != ST_PENDING_UPDATE
     ):
         return False
     if reason == R_CANCEL_REQUEST:
-        surveil_cancel(st, slot)
-    transition(st, slot, ST_PENDING_CANCEL, reason, o.price[slot], o.qty[slot] - o.filled[slot])
-    st.counters[C_CANCELS] += 1
-    o.inflight[slot] += 1
-    schedule(st, st.clock[CK_NOW] + st.cfg_i[CI_CANCEL_LATENCY], EV_CANCEL_ARRIVE, oid, 0, 0, 0)
+        surveil_cancel(st, slot, row_of(st, o[O_STRAT]))
+    transition(st, slot, ST_PENDING_CANCEL, reason, o[O_PRICE], o[O_QTY] - o[O_FILLED])
+    st.ctl[C_CANCELS] += 1
+    o[O_INFLIGHT] += 1
+    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_CANCEL_LATENCY], EV_CANCEL_ARRIVE, oid, 0, 0, 0)
     return True
-
-
-@kernel
-def _finish(st, slot: int) -> None:
-    """Bookkeeping when an order turns terminal in the OMS."""
-    _open_add(st, slot, -1)
 
 
 @kernel
@@ -148,32 +148,32 @@ def on_report(st, oid: int, state: int, reason: int) -> int:
     slot = slot_of(st, oid)
     if slot < 0:
         return NO_STRATEGY
-    o = st.orders
-    o.inflight[slot] -= 1
-    cur = o.status[slot]
-    notify = o.strat[slot]
+    o = st.o[slot]
+    o[O_INFLIGHT] -= 1
+    cur = o[O_STATUS]
+    notify = o[O_STRAT]
     if state == CANCEL_REJECT_STATE:
         if cur == ST_PENDING_CANCEL:
-            back = ST_PARTIALLY_FILLED if o.filled[slot] > 0 else ST_ACCEPTED
-            transition(st, slot, back, R_CANCEL_REJECTED, o.price[slot], 0)
+            back = ST_PARTIALLY_FILLED if o[O_FILLED] > 0 else ST_ACCEPTED
+            transition(st, slot, back, R_CANCEL_REJECTED, o[O_PRICE], 0)
         else:
             notify = NO_STRATEGY  # the order finished first: nothing changes
     elif state == ST_ACCEPTED:
         if cur == ST_SUBMITTED:
-            transition(st, slot, ST_ACCEPTED, reason, o.price[slot], o.qty[slot])
+            transition(st, slot, ST_ACCEPTED, reason, o[O_PRICE], o[O_QTY])
         elif cur == ST_PENDING_CANCEL:
             # Acknowledged while our cancel is on its way: still pending cancel.
-            transition(st, slot, ST_PENDING_CANCEL, reason, o.price[slot], o.qty[slot])
+            transition(st, slot, ST_PENDING_CANCEL, reason, o[O_PRICE], o[O_QTY])
         else:
             notify = NO_STRATEGY
     else:
         was_terminal = is_terminal(cur)
-        if transition(st, slot, state, reason, o.price[slot], o.qty[slot] - o.filled[slot]):
+        if transition(st, slot, state, reason, o[O_PRICE], o[O_QTY] - o[O_FILLED]):
             if not was_terminal:
-                _finish(st, slot)
+                _open_add(st, slot, -1)
         else:
             notify = NO_STRATEGY
-    st.clock[CK_LAST_STATUS] = o.status[slot]
+    st.ctl[CK_LAST_STATUS] = o[O_STATUS]
     release_if_done(st, slot)
     return notify
 
@@ -184,26 +184,26 @@ def on_fill_report(st, oid: int, qty: int, price: int, liq: int) -> int:
     slot = slot_of(st, oid)
     if slot < 0:
         return NO_STRATEGY
-    o = st.orders
-    o.inflight[slot] -= 1
-    inst, side = o.inst[slot], o.side[slot]
-    row = row_of(st, o.strat[slot])
-    was_terminal = is_terminal(o.status[slot])
-    o.filled[slot] += qty
-    target = ST_FILLED if o.filled[slot] >= o.qty[slot] else ST_PARTIALLY_FILLED
+    o = st.o[slot]
+    o[O_INFLIGHT] -= 1
+    inst, side = o[O_INST], o[O_SIDE]
+    row = row_of(st, o[O_STRAT])
+    was_terminal = is_terminal(o[O_STATUS])
+    o[O_FILLED] += qty
+    target = ST_FILLED if o[O_FILLED] >= o[O_QTY] else ST_PARTIALLY_FILLED
     transition(st, slot, target, R_FILL, price, qty)
-    if side == SIDE_BUY_CODE:
-        st.port.open_buy[row, inst] -= qty if not was_terminal else 0
-    else:
-        st.port.open_sell[row, inst] -= qty if not was_terminal else 0
-    if target == ST_FILLED and not was_terminal:
-        st.port.open_orders[row] -= 1
-    rate = st.cfg_f[CF_MAKER_FEE] if liq == 0 else st.cfg_f[CF_TAKER_FEE]
+    if not was_terminal:
+        # A late fill of a canceled order was already taken out of the open quantities.
+        col = PI_OPEN_BUY if side == SIDE_BUY_CODE else PI_OPEN_SELL
+        st.pi[row, inst, col] -= qty
+        if target == ST_FILLED:
+            st.ri[row, RI_OPEN_ORDERS] -= 1
+    rate = st.cfg[CF_MAKER_FEE] if liq == LIQ_MAKER else st.cfg[CF_TAKER_FEE]
     apply_fill(st, row, inst, side, price, qty, fee_of(st, inst, price, qty, rate))
     check_drawdown(st, row)
-    st.counters[C_FILLS] += 1
-    notify = o.strat[slot]
-    st.clock[CK_LAST_STATUS] = o.status[slot]
+    st.ctl[C_FILLS] += 1
+    st.ctl[CK_LAST_STATUS] = o[O_STATUS]
+    notify = o[O_STRAT]
     release_if_done(st, slot)
     return notify
 
@@ -211,14 +211,14 @@ def on_fill_report(st, oid: int, qty: int, price: int, liq: int) -> int:
 @kernel
 def cancel_all(st, strat: int, reason: int, everyone: bool) -> int:
     """Cancel every live order of `strat` (or of everyone); returns requests sent."""
-    o = st.orders
     sent = 0
-    for slot in range(o.oid.shape[0]):
-        if o.oid[slot] < 0:
+    for slot in range(st.o.shape[0]):
+        oid = st.o[slot, O_OID]
+        if oid < 0:
             continue
-        if not everyone and o.strat[slot] != strat:
+        if not everyone and st.o[slot, O_STRAT] != strat:
             continue
-        if cancel_order(st, o.oid[slot], reason):
+        if cancel_order(st, oid, reason):
             sent += 1
     return sent
 
@@ -227,28 +227,27 @@ def cancel_all(st, strat: int, reason: int, everyone: bool) -> int:
 def flatten(st, reason: int) -> int:
     """Cancel everything, then close every position with market orders; idempotent.
 
-    Positions already covered by a live flatten order are not sent again, so pressing flatten
+    Positions already covered by live flatten orders are not sent again, so pressing flatten
     twice never sends two offsetting orders.
     """
     cancel_all(st, -1, reason, True)
-    o = st.orders
-    p = st.port
+    o = st.o
     sent = 0
-    for row in range(p.pos.shape[0]):
-        strat = row if row < p.pos.shape[0] - 1 else -1
-        for inst in range(p.pos.shape[1]):
-            pos = p.pos[row, inst]
-            # Subtract what live flatten orders of this row already close.
+    n_rows = st.pi.shape[0]
+    for row in range(n_rows):
+        strat = row if row < n_rows - 1 else -1
+        for inst in range(st.pi.shape[1]):
+            pos = st.pi[row, inst, PI_POS]
             pending = 0
-            for slot in range(o.oid.shape[0]):
-                if o.oid[slot] < 0 or is_terminal(o.status[slot]):
+            for slot in range(o.shape[0]):
+                if o[slot, O_OID] < 0 or is_terminal(o[slot, O_STATUS]):
                     continue
-                if (o.flags[slot] & OF_FLATTEN) == 0 or o.inst[slot] != inst:
+                if (o[slot, O_FLAGS] & OF_FLATTEN) == 0 or o[slot, O_INST] != inst:
                     continue
-                if o.strat[slot] != strat:
+                if o[slot, O_STRAT] != strat:
                     continue
-                left = o.qty[slot] - o.filled[slot]
-                pending += left if o.side[slot] == SIDE_BUY_CODE else -left
+                left = o[slot, O_QTY] - o[slot, O_FILLED]
+                pending += left if o[slot, O_SIDE] == SIDE_BUY_CODE else -left
             net = pos + pending
             if net == 0:
                 continue

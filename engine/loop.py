@@ -48,11 +48,11 @@ from engine.events import (
     KIND_TRADE,
 )
 from engine.execution import NO_STRATEGY, on_fill_report, on_report
-from engine.jit import entry, kernel
+from engine.jit import entry, hot, kernel
 from engine.oms import release_if_done, slot_of
 from engine.portfolio import sample_equity
 from engine.risk import mid_x2
-from engine.scheduler import next_time, pop
+from engine.scheduler import NEVER, next_time, pop
 from engine.state import (
     CI_EQUITY_INTERVAL,
     CK_CUR_STRAT,
@@ -64,6 +64,19 @@ from engine.state import (
     CK_NEXT_EQUITY,
     CK_NOW,
     CK_STOP_FLAGS,
+    MK_LAST_PX,
+    MK_LAST_TS,
+    MK_MARK_X2,
+    MK_QASK_PX,
+    MK_QASK_QTY,
+    MK_QBID_PX,
+    MK_QBID_QTY,
+    N_ALERTS,
+    N_EQUITY,
+    N_FILLS,
+    N_JOURNAL,
+    O_INFLIGHT,
+    RI_ENABLED,
 )
 from engine.stats import C_STRATEGY_CALLS, C_TRADES_SEEN
 from engine.venue import (
@@ -76,21 +89,20 @@ from engine.venue import (
     refresh_all,
 )
 
-INT64_MAX = 9223372036854775807
 
-
-@kernel
+@hot
 def buffers_need_drain(st) -> bool:
     """A buffer is half full: stop so the Python side drains it before it could overflow."""
+    c = st.ctl
     return (
-        st.journal.n[0] * 2 > st.journal.ts.shape[0]
-        or st.fills.n[0] * 2 > st.fills.ts.shape[0]
-        or st.alerts.n[0] * 2 > st.alerts.ts.shape[0]
-        or st.port.eq_n[0] * 2 > st.port.eq_ts.shape[0]
+        c[N_JOURNAL] * 2 > st.jr.shape[0]
+        or c[N_FILLS] * 2 > st.fl.shape[0]
+        or c[N_ALERTS] * 2 > st.al.shape[0]
+        or c[N_EQUITY] * 2 > st.eq.shape[0]
     )
 
 
-@kernel
+@hot
 def apply_market_event(
     st, inst: int, kind: int, side: int, price: int, size: int, flags: int
 ) -> None:
@@ -108,40 +120,62 @@ def apply_market_event(
         apply_event(st.book, inst, kind, side, price, size)
         refresh_all(st, inst)
     elif kind == KIND_TRADE:
-        st.counters[C_TRADES_SEEN] += 1
-        st.market.last_trade_px[inst] = price
-        st.market.last_trade_ts[inst] = st.clock[CK_NOW]
+        st.ctl[C_TRADES_SEEN] += 1
+        st.mk[inst, MK_LAST_PX] = price
+        st.mk[inst, MK_LAST_TS] = st.ctl[CK_NOW]
         if has_interest(st, inst):
             on_trade(st, inst, side, price, size, best_bid(st.book, inst), best_ask(st.book, inst))
-        st.clock[CK_STOP_FLAGS] |= BREAK_TRADE
+        st.ctl[CK_STOP_FLAGS] |= BREAK_TRADE
     elif kind == KIND_QUOTE:
-        m = st.market
         if side > 0:
-            m.q_bid_px[inst] = price
-            m.q_bid_qty[inst] = size
+            st.mk[inst, MK_QBID_PX] = price
+            st.mk[inst, MK_QBID_QTY] = size
         else:
-            m.q_ask_px[inst] = price
-            m.q_ask_qty[inst] = size
+            st.mk[inst, MK_QASK_PX] = price
+            st.mk[inst, MK_QASK_QTY] = size
     if (flags & FLAG_LAST) != 0:
         m2 = mid_x2(st, inst)
         if m2 != 0:
-            st.port.mark_x2[inst] = m2
+            st.mk[inst, MK_MARK_X2] = m2
+
+
+@hot
+def advance_clock(st, ts: int) -> None:
+    """Move engine time forward to `ts`, taking equity samples on the way."""
+    if ts > st.ctl[CK_NOW]:
+        st.ctl[CK_NOW] = ts
+    interval = st.ctl[CI_EQUITY_INTERVAL]
+    if interval > 0 and st.ctl[CK_NOW] >= st.ctl[CK_NEXT_EQUITY]:
+        nxt = st.ctl[CK_NEXT_EQUITY]
+        if nxt > 0:
+            sample_equity(st)
+        else:
+            nxt = st.ctl[CK_NOW]
+        while nxt <= st.ctl[CK_NOW]:
+            nxt += interval
+        st.ctl[CK_NEXT_EQUITY] = nxt
 
 
 @kernel
-def _advance_clock(st, ts: int) -> None:
-    if ts > st.clock[CK_NOW]:
-        st.clock[CK_NOW] = ts
-    interval = st.cfg_i[CI_EQUITY_INTERVAL]
-    if interval > 0 and st.clock[CK_NOW] >= st.clock[CK_NEXT_EQUITY]:
-        if st.clock[CK_NEXT_EQUITY] > 0:
-            sample_equity(st)
-        nxt = st.clock[CK_NEXT_EQUITY]
-        if nxt == 0:
-            nxt = st.clock[CK_NOW] + interval
-        while nxt <= st.clock[CK_NOW]:
-            nxt += interval
-        st.clock[CK_NEXT_EQUITY] = nxt
+def engine_event(st, kind: int, ref: int, aux: int, aux2: int, aux3: int) -> int:
+    """Handle one scheduled event; returns the strategy to tell about an order (or none)."""
+    if kind == EV_ORDER_ARRIVE or kind == EV_CANCEL_ARRIVE:
+        slot = slot_of(st, ref)
+        if slot >= 0:
+            st.o[slot, O_INFLIGHT] -= 1
+            if kind == EV_ORDER_ARRIVE:
+                order_arrive(st, slot)
+            else:
+                cancel_arrive(st, slot)
+            release_if_done(st, slot)
+        return NO_STRATEGY
+    if kind == EV_REPORT:
+        st.ctl[CK_STOP_FLAGS] |= BREAK_ORDER_UPDATE
+        return on_report(st, ref, aux, aux2)
+    if kind == EV_FILL_REPORT:
+        st.ctl[CK_STOP_FLAGS] |= BREAK_FILL | BREAK_ORDER_UPDATE
+        return on_fill_report(st, ref, aux, aux2, aux3)
+    return NO_STRATEGY
 
 
 @entry
@@ -152,13 +186,13 @@ def run_chunk(
     on_data, on_tick, on_order_update = hooks
     n = events.shape[0]
     last_ts = events[n - 1]["ts_local"] if n > 0 else 0
-    st.clock[CK_LAST_DATA_TS] = last_ts
+    st.ctl[CK_LAST_DATA_TS] = last_ts
     done = 0
     while True:
         if buffers_need_drain(st):
             return STOP_BUFFER_FULL
-        cursor = st.clock[CK_CURSOR]
-        data_ts = events[cursor]["ts_local"] if cursor < n else INT64_MAX
+        cursor = st.ctl[CK_CURSOR]
+        data_ts = events[cursor]["ts_local"] if cursor < n else NEVER
         heap_ts = next_time(st)
         if cursor >= n and heap_ts > last_ts:
             return STOP_END_OF_DATA
@@ -166,64 +200,49 @@ def run_chunk(
             return STOP_CHUNK_DONE
         next_ts = data_ts if data_ts <= heap_ts else heap_ts
         if (break_mask & BREAK_TIME) != 0 and next_ts > stop_ts:
-            if stop_ts > st.clock[CK_NOW]:
-                st.clock[CK_NOW] = stop_ts
+            if stop_ts > st.ctl[CK_NOW]:
+                st.ctl[CK_NOW] = stop_ts
             return STOP_TIME
-        alerts_before = st.alerts.n[0]
-        st.clock[CK_STOP_FLAGS] = 0
+        alerts_before = st.ctl[N_ALERTS]
+        st.ctl[CK_STOP_FLAGS] = 0
         if data_ts <= heap_ts:
             ev = events[cursor]
-            _advance_clock(st, data_ts)
+            advance_clock(st, data_ts)
             inst = ev["instrument"]
             flags = ev["flags"]
             apply_market_event(st, inst, ev["kind"], ev["side"], ev["price"], ev["size"], flags)
-            st.clock[CK_CURSOR] = cursor + 1
-            st.clock[CK_DATA_EVENTS] += 1
+            st.ctl[CK_CURSOR] = cursor + 1
+            st.ctl[CK_DATA_EVENTS] += 1
             if (flags & FLAG_LAST) != 0:
                 for k in range(subs_start[inst], subs_start[inst + 1]):
                     j = subs_idx[k]
-                    if st.port.enabled[j] == 0:
+                    if st.ri[j, RI_ENABLED] == 0:
                         continue
-                    st.clock[CK_CUR_STRAT] = j
-                    st.counters[C_STRATEGY_CALLS] += 1
+                    st.ctl[CK_CUR_STRAT] = j
+                    st.ctl[C_STRATEGY_CALLS] += 1
                     on_data(rows[j], st, ev)
-                st.clock[CK_CUR_STRAT] = -1
+                st.ctl[CK_CUR_STRAT] = -1
         else:
             ts, kind, ref, aux, aux2, aux3 = pop(st)
-            _advance_clock(st, ts)
-            st.clock[CK_ENGINE_EVENTS] += 1
-            notify = NO_STRATEGY
-            if kind == EV_ORDER_ARRIVE or kind == EV_CANCEL_ARRIVE:
-                slot = slot_of(st, ref)
-                if slot >= 0:
-                    st.orders.inflight[slot] -= 1
-                    if kind == EV_ORDER_ARRIVE:
-                        order_arrive(st, slot)
-                    else:
-                        cancel_arrive(st, slot)
-                    release_if_done(st, slot)
-            elif kind == EV_REPORT:
-                notify = on_report(st, ref, aux, aux2)
-                st.clock[CK_STOP_FLAGS] |= BREAK_ORDER_UPDATE
-            elif kind == EV_FILL_REPORT:
-                notify = on_fill_report(st, ref, aux, aux2, aux3)
-                st.clock[CK_STOP_FLAGS] |= BREAK_FILL | BREAK_ORDER_UPDATE
-            elif kind == EV_TIMER:
-                if ref >= 0 and ref < rows.shape[0] and st.port.enabled[ref] != 0:
-                    st.clock[CK_CUR_STRAT] = ref
-                    st.counters[C_STRATEGY_CALLS] += 1
+            advance_clock(st, ts)
+            st.ctl[CK_ENGINE_EVENTS] += 1
+            if kind == EV_TIMER:
+                if 0 <= ref < rows.shape[0] and st.ri[ref, RI_ENABLED] != 0:
+                    st.ctl[CK_CUR_STRAT] = ref
+                    st.ctl[C_STRATEGY_CALLS] += 1
                     on_tick(rows[ref], st, aux)
-                    st.clock[CK_CUR_STRAT] = -1
-            if notify >= 0 and notify < rows.shape[0] and st.port.enabled[notify] != 0:
-                status = st.clock[CK_LAST_STATUS]
-                st.clock[CK_CUR_STRAT] = notify
-                st.counters[C_STRATEGY_CALLS] += 1
-                on_order_update(rows[notify], st, ref, status)
-                st.clock[CK_CUR_STRAT] = -1
+                    st.ctl[CK_CUR_STRAT] = -1
+            else:
+                notify = engine_event(st, kind, ref, aux, aux2, aux3)
+                if 0 <= notify < rows.shape[0] and st.ri[notify, RI_ENABLED] != 0:
+                    st.ctl[CK_CUR_STRAT] = notify
+                    st.ctl[C_STRATEGY_CALLS] += 1
+                    on_order_update(rows[notify], st, ref, st.ctl[CK_LAST_STATUS])
+                    st.ctl[CK_CUR_STRAT] = -1
         done += 1
-        if st.alerts.n[0] > alerts_before:
-            st.clock[CK_STOP_FLAGS] |= BREAK_ALERT
-        hit = st.clock[CK_STOP_FLAGS] & break_mask
+        if st.ctl[N_ALERTS] > alerts_before:
+            st.ctl[CK_STOP_FLAGS] |= BREAK_ALERT
+        hit = st.ctl[CK_STOP_FLAGS] & break_mask
         if hit != 0:
             if (hit & BREAK_FILL) != 0:
                 return STOP_FILL

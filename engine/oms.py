@@ -22,11 +22,60 @@ from engine.codes import (
     ST_REJECTED,
 )
 from engine.jit import kernel
-from engine.state import CK_NEXT_CID, CK_NOW, SLOT_BITS, SLOT_MASK, transition_table
-from engine.stats import C_INVALID_TRANSITIONS
-
-TRANSITIONS = transition_table()
-"""TRANSITIONS[from, to] is True when the OMS admits the transition."""
+from engine.state import (
+    AL_CODE,
+    AL_INST,
+    AL_OID,
+    AL_REASON,
+    AL_SEV,
+    AL_STRAT,
+    AL_TS,
+    AL_VALUE,
+    CK_NEXT_CID,
+    CK_NOW,
+    J_CID,
+    J_FROM,
+    J_INST,
+    J_OID,
+    J_PRICE,
+    J_QTY,
+    J_REASON,
+    J_STRAT,
+    J_TO,
+    J_TS,
+    N_ALERTS,
+    N_FREE_TOP,
+    N_JOURNAL,
+    N_LIVE,
+    N_PEAK_LIVE,
+    O_CID,
+    O_FILLED,
+    O_FLAGS,
+    O_FREE,
+    O_GEN,
+    O_INFLIGHT,
+    O_INST,
+    O_NXT,
+    O_OID,
+    O_OTYPE,
+    O_PRICE,
+    O_PRV,
+    O_PTRADE,
+    O_QAHEAD,
+    O_QTY,
+    O_SIDE,
+    O_STATUS,
+    O_STRAT,
+    O_TIF,
+    O_TS_CREATED,
+    O_TS_LAST,
+    O_TS_VENUE,
+    O_VFILLED,
+    O_VSTATE,
+    SLOT_BITS,
+    SLOT_MASK,
+)
+from engine.stats import C_ALERTS, C_INVALID_TRANSITIONS
 
 
 @kernel
@@ -47,9 +96,7 @@ def slot_of(st, oid: int) -> int:
     if oid < 0:
         return -1
     slot = oid & SLOT_MASK
-    if slot >= st.orders.oid.shape[0]:
-        return -1
-    if st.orders.oid[slot] != oid:
+    if slot >= st.o.shape[0] or st.o[slot, O_OID] != oid:
         return -1
     return slot
 
@@ -57,66 +104,67 @@ def slot_of(st, oid: int) -> int:
 @kernel
 def journal_append(
     st, slot: int, from_state: int, to_state: int, reason: int, price: int, qty: int
-):
-    """Append one audit row (the caller checks capacity via journal_room)."""
-    j = st.journal
-    k = j.n[0]
-    if k >= j.ts.shape[0]:
-        # The loop stops before this can happen (journal_room); never write out of bounds.
+) -> None:
+    """Append one audit row (the loop stops to drain long before the journal could fill)."""
+    k = st.ctl[N_JOURNAL]
+    if k >= st.jr.shape[0]:
         return
-    o = st.orders
-    j.ts[k] = st.clock[CK_NOW]
-    j.oid[k] = o.oid[slot]
-    j.cid[k] = o.cid[slot]
-    j.inst[k] = o.inst[slot]
-    j.strat[k] = o.strat[slot]
-    j.from_state[k] = from_state
-    j.to_state[k] = to_state
-    j.reason[k] = reason
-    j.price[k] = price
-    j.qty[k] = qty
-    j.n[0] = k + 1
+    row = st.jr[k]
+    o = st.o[slot]
+    row[J_TS] = st.ctl[CK_NOW]
+    row[J_OID] = o[O_OID]
+    row[J_CID] = o[O_CID]
+    row[J_INST] = o[O_INST]
+    row[J_STRAT] = o[O_STRAT]
+    row[J_FROM] = from_state
+    row[J_TO] = to_state
+    row[J_REASON] = reason
+    row[J_PRICE] = price
+    row[J_QTY] = qty
+    st.ctl[N_JOURNAL] = k + 1
 
 
 @kernel
-def alert(st, code: int, severity: int, reason: int, oid: int, inst: int, strat: int, value: int):
+def alert(
+    st, code: int, severity: int, reason: int, oid: int, inst: int, strat: int, value: int
+) -> None:
     """Append an alert row (risk or surveillance) with its reason code."""
-    a = st.alerts
-    k = a.n[0]
-    if k >= a.ts.shape[0]:
+    k = st.ctl[N_ALERTS]
+    st.ctl[C_ALERTS] += 1
+    if k >= st.al.shape[0]:
         return
-    a.ts[k] = st.clock[CK_NOW]
-    a.code[k] = code
-    a.severity[k] = severity
-    a.reason[k] = reason
-    a.oid[k] = oid
-    a.inst[k] = inst
-    a.strat[k] = strat
-    a.value[k] = value
-    a.n[0] = k + 1
+    row = st.al[k]
+    row[AL_TS] = st.ctl[CK_NOW]
+    row[AL_CODE] = code
+    row[AL_SEV] = severity
+    row[AL_REASON] = reason
+    row[AL_OID] = oid
+    row[AL_INST] = inst
+    row[AL_STRAT] = strat
+    row[AL_VALUE] = value
+    st.ctl[N_ALERTS] = k + 1
 
 
 @kernel
 def transition(st, slot: int, to_state: int, reason: int, price: int, qty: int) -> bool:
     """Move an order to `to_state` if the table admits it; journal the transition either way."""
-    o = st.orders
-    cur = o.status[slot]
+    cur = st.o[slot, O_STATUS]
     if not st.table[cur, to_state]:
         journal_append(st, slot, cur, to_state, R_INVALID_TRANSITION, price, qty)
-        st.counters[C_INVALID_TRANSITIONS] += 1
+        st.ctl[C_INVALID_TRANSITIONS] += 1
         alert(
             st,
             A_INVALID_TRANSITION,
             SEV_WARNING,
             reason,
-            o.oid[slot],
-            o.inst[slot],
-            o.strat[slot],
+            st.o[slot, O_OID],
+            st.o[slot, O_INST],
+            st.o[slot, O_STRAT],
             cur * 100 + to_state,
         )
         return False
-    o.status[slot] = to_state
-    o.ts_last[slot] = st.clock[CK_NOW]
+    st.o[slot, O_STATUS] = to_state
+    st.o[slot, O_TS_LAST] = st.ctl[CK_NOW]
     journal_append(st, slot, cur, to_state, reason, price, qty)
     return True
 
@@ -126,60 +174,61 @@ def alloc_order(
     st, inst: int, strat: int, side: int, otype: int, tif: int, flags: int, price: int, qty: int
 ) -> int:
     """Take a free slot and initialise an order in it; returns the slot or -1 if full."""
-    o = st.orders
-    top = o.n[0]
+    top = st.ctl[N_FREE_TOP]
     if top == 0:
         return -1
     top -= 1
-    slot = o.free[top]
-    o.n[0] = top
-    o.n[1] += 1
-    if o.n[1] > o.n[2]:
-        o.n[2] = o.n[1]
-    o.gen[slot] += 1
-    o.oid[slot] = (o.gen[slot] << SLOT_BITS) | slot
-    o.cid[slot] = st.clock[CK_NEXT_CID]
-    st.clock[CK_NEXT_CID] += 1
-    o.status[slot] = ST_INITIALIZED
-    o.side[slot] = side
-    o.otype[slot] = otype
-    o.tif[slot] = tif
-    o.flags[slot] = flags
-    o.inst[slot] = inst
-    o.strat[slot] = strat
-    o.price[slot] = price
-    o.qty[slot] = qty
-    o.filled[slot] = 0
-    o.v_filled[slot] = 0
-    o.v_state[slot] = 0
-    o.queue_ahead[slot] = 0
-    o.pending_trade[slot] = 0
-    o.ts_created[slot] = st.clock[CK_NOW]
-    o.ts_venue[slot] = 0
-    o.ts_last[slot] = st.clock[CK_NOW]
-    o.inflight[slot] = 0
-    o.nxt[slot] = -1
-    o.prv[slot] = -1
+    slot = st.o[top, O_FREE]
+    st.ctl[N_FREE_TOP] = top
+    st.ctl[N_LIVE] += 1
+    if st.ctl[N_LIVE] > st.ctl[N_PEAK_LIVE]:
+        st.ctl[N_PEAK_LIVE] = st.ctl[N_LIVE]
+    o = st.o[slot]
+    now = st.ctl[CK_NOW]
+    o[O_GEN] += 1
+    o[O_OID] = (o[O_GEN] << SLOT_BITS) | slot
+    o[O_CID] = st.ctl[CK_NEXT_CID]
+    st.ctl[CK_NEXT_CID] += 1
+    o[O_STATUS] = ST_INITIALIZED
+    o[O_SIDE] = side
+    o[O_OTYPE] = otype
+    o[O_TIF] = tif
+    o[O_FLAGS] = flags
+    o[O_INST] = inst
+    o[O_STRAT] = strat
+    o[O_PRICE] = price
+    o[O_QTY] = qty
+    o[O_FILLED] = 0
+    o[O_VFILLED] = 0
+    o[O_VSTATE] = 0
+    o[O_QAHEAD] = 0
+    o[O_PTRADE] = 0
+    o[O_TS_CREATED] = now
+    o[O_TS_VENUE] = 0
+    o[O_TS_LAST] = now
+    o[O_INFLIGHT] = 0
+    o[O_NXT] = -1
+    o[O_PRV] = -1
     return slot
-
-
-@kernel
-def release_if_done(st, slot: int) -> bool:
-    """Free the slot once the order is terminal, off the venue and no report is in flight."""
-    o = st.orders
-    if o.oid[slot] < 0 or not is_terminal(o.status[slot]):
-        return False
-    if o.v_state[slot] == 1 or o.inflight[slot] > 0:
-        return False
-    free_order(st, slot)
-    return True
 
 
 @kernel
 def free_order(st, slot: int) -> None:
     """Return a terminal order's slot to the pool (its id goes stale)."""
-    o = st.orders
-    o.oid[slot] = -1
-    o.free[o.n[0]] = slot
-    o.n[0] += 1
-    o.n[1] -= 1
+    st.o[slot, O_OID] = -1
+    top = st.ctl[N_FREE_TOP]
+    st.o[top, O_FREE] = slot
+    st.ctl[N_FREE_TOP] = top + 1
+    st.ctl[N_LIVE] -= 1
+
+
+@kernel
+def release_if_done(st, slot: int) -> bool:
+    """Free the slot once the order is terminal, off the venue and no report is in flight."""
+    o = st.o[slot]
+    if o[O_OID] < 0 or not is_terminal(o[O_STATUS]):
+        return False
+    if o[O_VSTATE] == 1 or o[O_INFLIGHT] > 0:
+        return False
+    free_order(st, slot)
+    return True

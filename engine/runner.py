@@ -43,11 +43,26 @@ from engine.loop import run_chunk
 from engine.oms import alert
 from engine.portfolio import sample_equity
 from engine.state import (
+    AL_N,
+    ALERT_COLUMNS,
     CK_CUR_STRAT,
     CK_CURSOR,
     CK_DATA_EVENTS,
     CK_ENGINE_EVENTS,
     CK_NOW,
+    F_N,
+    FILL_COLUMNS,
+    J_N,
+    JOURNAL_COLUMNS,
+    N_ALERTS,
+    N_ALERTS_DRAINED,
+    N_EQUITY,
+    N_EQUITY_DRAINED,
+    N_FILLS,
+    N_FILLS_DRAINED,
+    N_JOURNAL,
+    N_JOURNAL_DRAINED,
+    RI_ENABLED,
     EngineState,
     new_state,
 )
@@ -72,11 +87,11 @@ class EngineError(CockpitError):
 def _call_all(st, rows, hook, enabled_only: bool) -> int:
     """Call on_start or on_stop for every instance; returns the instance index reached."""
     for j in range(rows.shape[0]):
-        if enabled_only and st.port.enabled[j] == 0:
+        if enabled_only and st.ri[j, RI_ENABLED] == 0:
             continue
-        st.clock[CK_CUR_STRAT] = j
+        st.ctl[CK_CUR_STRAT] = j
         hook(rows[j], st)
-    st.clock[CK_CUR_STRAT] = -1
+    st.ctl[CK_CUR_STRAT] = -1
     return rows.shape[0]
 
 
@@ -91,33 +106,30 @@ class StrategyFault:
 
 @dataclass
 class Drained:
-    """Rows taken out of the state's buffers, in order."""
+    """Rows taken out of the state's buffers, in order (each chunk a copied array)."""
 
-    journal: list[dict[str, np.ndarray]] = field(default_factory=list)
-    fills: list[dict[str, np.ndarray]] = field(default_factory=list)
-    alerts: list[dict[str, np.ndarray]] = field(default_factory=list)
-    equity: list[dict[str, np.ndarray]] = field(default_factory=list)
+    journal: list[np.ndarray] = field(default_factory=list)
+    fills: list[np.ndarray] = field(default_factory=list)
+    fees: list[np.ndarray] = field(default_factory=list)
+    alerts: list[np.ndarray] = field(default_factory=list)
+    equity: list[np.ndarray] = field(default_factory=list)
+    equity_value: list[np.ndarray] = field(default_factory=list)
 
 
-def _take(buf, count_field: str = "n") -> dict[str, np.ndarray]:
-    n_arr = getattr(buf, count_field)
-    k = int(n_arr[0])
-    out = {}
-    for name in buf._fields:
-        if name == count_field:
-            continue
-        arr = getattr(buf, name)
-        out[name] = arr[:k].copy()
-        arr[:k] = 0
-    n_arr[1] += k
-    n_arr[0] = 0
+def _take(table: np.ndarray, ctl: np.ndarray, n_index: int, drained_index: int) -> np.ndarray:
+    """Copy out the filled rows of a buffer table, zero them and reset its count."""
+    k = int(ctl[n_index])
+    out = table[:k].copy()
+    table[:k] = 0
+    ctl[n_index] = 0
+    if drained_index >= 0:
+        ctl[drained_index] += k
     return out
 
 
-def _concat(chunks: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
-    if not chunks:
-        return {}
-    return {n: np.concatenate([c[n] for c in chunks]) for n in names}
+def _columns(chunks: list[np.ndarray], names: tuple[str, ...], width: int) -> dict[str, np.ndarray]:
+    rows = np.concatenate(chunks) if chunks else np.zeros((0, width), np.int64)
+    return {name: rows[:, i].copy() for i, name in enumerate(names)}
 
 
 class Engine:
@@ -185,17 +197,17 @@ class Engine:
     @property
     def now(self) -> int:
         """Engine time, ns."""
-        return int(self.state.clock[CK_NOW])
+        return int(self.state.ctl[CK_NOW])
 
     @property
     def cursor(self) -> int:
         """Index of the next data event."""
-        return int(self.state.clock[CK_CURSOR])
+        return int(self.state.ctl[CK_CURSOR])
 
     @property
     def events_processed(self) -> int:
         """Data plus scheduled events processed so far."""
-        c = self.state.clock
+        c = self.state.ctl
         return int(c[CK_DATA_EVENTS] + c[CK_ENGINE_EVENTS])
 
     @property
@@ -213,11 +225,11 @@ class Engine:
             except CockpitError:
                 raise
             except Exception as exc:  # raised inside a jitted strategy hook
-                j = int(self.state.clock[CK_CUR_STRAT])
+                j = int(self.state.ctl[CK_CUR_STRAT])
                 if j < 0:
                     raise
-                self.state.clock[CK_CUR_STRAT] = -1
-                self.state.port.enabled[j] = 0
+                self.state.ctl[CK_CUR_STRAT] = -1
+                self.state.ri[j, RI_ENABLED] = 0
                 alert(self.state, A_STRATEGY_ERROR, SEV_CRITICAL, 0, -1, -1, j, 0)
                 self.faults.append(StrategyFault(j, self.now, f"{type(exc).__name__}: {exc}"))
 
@@ -255,7 +267,7 @@ class Engine:
             if reason is None:  # a hook raised: continue the same chunk from where it was
                 reason = STOP_CHUNK_DONE
             left -= self.events_processed - before
-            if st.counters[C_HEAP_OVERFLOW]:
+            if st.ctl[C_HEAP_OVERFLOW]:
                 raise EngineError("the scheduled-event heap overflowed; raise its capacity")
             if reason == STOP_BUFFER_FULL:
                 self.drain()
@@ -290,51 +302,51 @@ class Engine:
 
     def drain(self) -> None:
         """Move buffered journal, fills, alerts and equity rows into Python-side chunks."""
-        st = self.state
-        if st.journal.n[0]:
-            self.drained.journal.append(_take(st.journal))
-        if st.fills.n[0]:
-            self.drained.fills.append(_take(st.fills))
-        if st.alerts.n[0]:
-            self.drained.alerts.append(_take(st.alerts))
-        if st.port.eq_n[0]:
-            k = int(st.port.eq_n[0])
-            self.drained.equity.append(
-                {
-                    "ts": st.port.eq_ts[:k].copy(),
-                    "equity": st.port.eq_total[:k].copy(),
-                    "position": st.port.eq_pos[:k].copy(),
-                }
-            )
-            st.port.eq_ts[:k] = 0
-            st.port.eq_total[:k] = 0
-            st.port.eq_pos[:k] = 0
-            st.port.eq_n[1] += k
-            st.port.eq_n[0] = 0
+        st, d = self.state, self.drained
+        if st.ctl[N_JOURNAL]:
+            d.journal.append(_take(st.jr, st.ctl, N_JOURNAL, N_JOURNAL_DRAINED))
+        if st.ctl[N_FILLS]:
+            k = int(st.ctl[N_FILLS])
+            d.fees.append(st.fee[:k].copy())
+            st.fee[:k] = 0
+            d.fills.append(_take(st.fl, st.ctl, N_FILLS, N_FILLS_DRAINED))
+        if st.ctl[N_ALERTS]:
+            d.alerts.append(_take(st.al, st.ctl, N_ALERTS, N_ALERTS_DRAINED))
+        if st.ctl[N_EQUITY]:
+            k = int(st.ctl[N_EQUITY])
+            d.equity_value.append(st.eqf[:k].copy())
+            st.eqf[:k] = 0
+            d.equity.append(_take(st.eq, st.ctl, N_EQUITY, N_EQUITY_DRAINED))
 
     def journal(self) -> dict[str, np.ndarray]:
-        """Every audit row so far (drained plus buffered)."""
+        """Every audit row so far (drained plus buffered), by column."""
         self.drain()
-        return _concat(self.drained.journal, [f for f in self.state.journal._fields if f != "n"])
+        return _columns(self.drained.journal, JOURNAL_COLUMNS, J_N)
 
     def fills(self) -> dict[str, np.ndarray]:
-        """Every fill so far."""
+        """Every fill so far, by column (fee in quote currency)."""
         self.drain()
-        return _concat(self.drained.fills, [f for f in self.state.fills._fields if f != "n"])
+        out = _columns(self.drained.fills, FILL_COLUMNS, F_N)
+        fees = self.drained.fees
+        out["fee"] = np.concatenate(fees) if fees else np.zeros(0, np.float64)
+        return out
 
     def alerts(self) -> dict[str, np.ndarray]:
-        """Every alert so far."""
+        """Every alert so far, by column."""
         self.drain()
-        return _concat(self.drained.alerts, [f for f in self.state.alerts._fields if f != "n"])
+        return _columns(self.drained.alerts, ALERT_COLUMNS, AL_N)
 
     def equity_curve(self) -> dict[str, np.ndarray]:
-        """Equity samples so far."""
+        """Equity samples so far: time, equity of all rows, net position of instrument 0."""
         self.drain()
-        return _concat(self.drained.equity, ["ts", "equity", "position"])
+        out = _columns(self.drained.equity, ("ts", "position"), 2)
+        vals = self.drained.equity_value
+        out["equity"] = np.concatenate(vals) if vals else np.zeros(0, np.float64)
+        return out
 
     def counters(self) -> dict[str, int]:
         """Run statistics by name."""
-        return {name: int(self.state.counters[i]) for i, name in COUNTER_NAMES.items()}
+        return {name: int(self.state.ctl[i]) for i, name in COUNTER_NAMES.items()}
 
     def journal_hash(self) -> str:
         """SHA-256 over the journal, the fills and the final positions: the determinism check."""
@@ -343,9 +355,8 @@ class Engine:
             for name in sorted(table):
                 h.update(name.encode())
                 h.update(np.ascontiguousarray(table[name]).tobytes())
-        h.update(self.state.port.pos.tobytes())
-        h.update(self.state.port.realized.tobytes())
-        h.update(self.state.port.fees.tobytes())
+        h.update(self.state.pi.tobytes())
+        h.update(self.state.pf.tobytes())
         return h.hexdigest()
 
     # ----------------------------------------------------------- checkpointing

@@ -1,4 +1,4 @@
-"""The engine's own scheduled events: a binary min-heap on (time, sequence) in arrays.
+"""The engine's own scheduled events: a binary min-heap on (time, sequence) in one table.
 
 The sequence number is a global counter, so two events scheduled for the same nanosecond
 come out in the order they were scheduled: a fixed tie-break, part of determinism.
@@ -6,46 +6,56 @@ come out in the order they were scheduled: a fixed tie-break, part of determinis
 
 from __future__ import annotations
 
-from engine.jit import kernel
-from engine.state import CK_SEQ
+from engine.jit import hot, kernel
+from engine.state import (
+    CK_SEQ,
+    H_AUX,
+    H_AUX2,
+    H_AUX3,
+    H_KIND,
+    H_N,
+    H_REF,
+    H_SEQ,
+    H_TS,
+    N_HEAP,
+)
 from engine.stats import C_HEAP_OVERFLOW
+
+NEVER = 9223372036854775807
 
 
 @kernel
 def _less(h, a: int, b: int) -> bool:
-    if h.ts[a] != h.ts[b]:
-        return h.ts[a] < h.ts[b]
-    return h.seq[a] < h.seq[b]
+    if h[a, H_TS] != h[b, H_TS]:
+        return h[a, H_TS] < h[b, H_TS]
+    return h[a, H_SEQ] < h[b, H_SEQ]
 
 
 @kernel
 def _swap(h, a: int, b: int) -> None:
-    h.ts[a], h.ts[b] = h.ts[b], h.ts[a]
-    h.seq[a], h.seq[b] = h.seq[b], h.seq[a]
-    h.kind[a], h.kind[b] = h.kind[b], h.kind[a]
-    h.ref[a], h.ref[b] = h.ref[b], h.ref[a]
-    h.aux[a], h.aux[b] = h.aux[b], h.aux[a]
-    h.aux2[a], h.aux2[b] = h.aux2[b], h.aux2[a]
-    h.aux3[a], h.aux3[b] = h.aux3[b], h.aux3[a]
+    for c in range(H_N):
+        t = h[a, c]
+        h[a, c] = h[b, c]
+        h[b, c] = t
 
 
 @kernel
 def schedule(st, ts: int, kind: int, ref: int, aux: int, aux2: int, aux3: int) -> bool:
-    """Push an event; False (and a counter) if the heap is full."""
-    h = st.heap
-    n = h.n[0]
-    if n >= h.ts.shape[0]:
-        st.counters[C_HEAP_OVERFLOW] += 1
+    """Push an event; False (and a counter the runner turns into an error) if full."""
+    h = st.hp
+    n = st.ctl[N_HEAP]
+    if n >= h.shape[0]:
+        st.ctl[C_HEAP_OVERFLOW] += 1
         return False
-    h.ts[n] = ts
-    h.seq[n] = st.clock[CK_SEQ]
-    st.clock[CK_SEQ] += 1
-    h.kind[n] = kind
-    h.ref[n] = ref
-    h.aux[n] = aux
-    h.aux2[n] = aux2
-    h.aux3[n] = aux3
-    h.n[0] = n + 1
+    h[n, H_TS] = ts
+    h[n, H_SEQ] = st.ctl[CK_SEQ]
+    st.ctl[CK_SEQ] += 1
+    h[n, H_KIND] = kind
+    h[n, H_REF] = ref
+    h[n, H_AUX] = aux
+    h[n, H_AUX2] = aux2
+    h[n, H_AUX3] = aux3
+    st.ctl[N_HEAP] = n + 1
     i = n
     while i > 0:
         parent = (i - 1) >> 1
@@ -57,22 +67,22 @@ def schedule(st, ts: int, kind: int, ref: int, aux: int, aux2: int, aux3: int) -
     return True
 
 
-@kernel
+@hot
 def next_time(st) -> int:
-    """Time of the earliest scheduled event (int64 max when none)."""
-    if st.heap.n[0] == 0:
-        return 9223372036854775807
-    return st.heap.ts[0]
+    """Time of the earliest scheduled event (NEVER when none)."""
+    if st.ctl[N_HEAP] == 0:
+        return NEVER
+    return st.hp[0, H_TS]
 
 
 @kernel
 def pop(st):
     """Remove the earliest event: (ts, kind, ref, aux, aux2, aux3). Heap must be non-empty."""
-    h = st.heap
-    ts, kind, ref = h.ts[0], h.kind[0], h.ref[0]
-    aux, aux2, aux3 = h.aux[0], h.aux2[0], h.aux3[0]
-    n = h.n[0] - 1
-    h.n[0] = n
+    h = st.hp
+    ts, kind, ref = h[0, H_TS], h[0, H_KIND], h[0, H_REF]
+    aux, aux2, aux3 = h[0, H_AUX], h[0, H_AUX2], h[0, H_AUX3]
+    n = st.ctl[N_HEAP] - 1
+    st.ctl[N_HEAP] = n
     if n > 0:
         _swap(h, 0, n)
         i = 0
@@ -89,12 +99,7 @@ def pop(st):
                 i = best
             else:
                 break
-    # Keep freed slots zero so two equal states are byte-identical (checkpoint tests).
-    h.ts[n] = 0
-    h.seq[n] = 0
-    h.kind[n] = 0
-    h.ref[n] = 0
-    h.aux[n] = 0
-    h.aux2[n] = 0
-    h.aux3[n] = 0
+    # Keep freed entries zero so two equal states are byte-identical (checkpoint tests).
+    for c in range(H_N):
+        h[n, c] = 0
     return ts, kind, ref, aux, aux2, aux3

@@ -1,23 +1,26 @@
-"""Indices of EngineState.counters: run statistics the reports and the cockpit show."""
+"""Run statistics: their slots in the control vector (ctl[STATS_BASE + C_*]) and names."""
 
 from __future__ import annotations
 
 from typing import Final
 
-C_ORDERS_SUBMITTED: Final = 0
-C_ORDERS_DENIED: Final = 1
-C_ORDERS_REJECTED: Final = 2
-C_FILLS: Final = 3
-C_CANCELS: Final = 4
-C_INVALID_TRANSITIONS: Final = 5
-C_ALERTS: Final = 6
-C_TRADES_SEEN: Final = 7
-C_HEAP_OVERFLOW: Final = 8
-C_COMMANDS: Final = 9
-C_MAKER_FILLS: Final = 10
-C_TAKER_FILLS: Final = 11
-C_FILLED_LOTS: Final = 12
-C_STRATEGY_CALLS: Final = 13
+from engine.state import STATS_BASE
+
+C_ORDERS_SUBMITTED: Final = STATS_BASE + 0
+C_ORDERS_DENIED: Final = STATS_BASE + 1
+C_ORDERS_REJECTED: Final = STATS_BASE + 2
+C_FILLS: Final = STATS_BASE + 3
+C_CANCELS: Final = STATS_BASE + 4
+C_INVALID_TRANSITIONS: Final = STATS_BASE + 5
+C_ALERTS: Final = STATS_BASE + 6
+C_TRADES_SEEN: Final = STATS_BASE + 7
+C_HEAP_OVERFLOW: Final = STATS_BASE + 8
+C_COMMANDS: Final = STATS_BASE + 9
+C_MAKER_FILLS: Final = STATS_BASE + 10
+C_TAKER_FILLS: Final = STATS_BASE + 11
+C_FILLED_LOTS: Final = STATS_BASE + 12
+C_STRATEGY_CALLS: Final = STATS_BASE + 13
+C_CONSUMED_EVICTED: Final = STATS_BASE + 14
 
 COUNTER_NAMES: Final = {
     C_ORDERS_SUBMITTED: "orders_submitted",
@@ -34,4 +37,5 @@ COUNTER_NAMES: Final = {
     C_TAKER_FILLS: "taker_fills",
     C_FILLED_LOTS: "filled_lots",
     C_STRATEGY_CALLS: "strategy_calls",
+    C_CONSUMED_EVICTED: "consumed_entries_evicted",
 }

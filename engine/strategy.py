@@ -206,6 +206,24 @@ def hook_signatures(rows: np.ndarray, state: Any) -> dict[str, Any]:
     }
 
 
+def _compile_one(cls: type, hook: str, fn: Any, sig: Any):
+    """Compile one hook; a stale on-disk cache entry (from another engine layout) is dropped."""
+    for attempt in range(2):
+        disp = njit(cache=True, nogil=True)(fn)
+        try:
+            disp.compile(sig)
+            return disp
+        except NumbaError as exc:
+            raise _compile_error(cls, hook, exc) from None
+        except Exception as exc:
+            # Unpickling an index written for an older state layout fails with plain errors.
+            if attempt == 0 and getattr(disp, "_cache", None) is not None:
+                disp._cache.flush()
+                continue
+            raise _compile_error(cls, hook, exc) from None
+    raise AssertionError("unreachable")
+
+
 def compile_hooks(cls: type, rows: np.ndarray, state: Any, events: np.ndarray) -> tuple:
     """Compile the five hooks for this row layout and engine state; StrategyError if not."""
     sigs = hook_signatures(rows, state)
@@ -214,16 +232,11 @@ def compile_hooks(cls: type, rows: np.ndarray, state: Any, events: np.ndarray) -
         fn = getattr(cls, hook, None)
         if fn is None or not callable(fn):
             fn = getattr(Strategy, hook)
-        try:
-            disp = njit(sigs[hook], cache=True, nogil=True)(fn)
-            # A wrapper typed by signature (not by dispatcher identity), so the loop that
-            # receives it is compiled once per layout and found in the disk cache next time.
-            out[hook] = CompileResultWAP(disp.overloads[sigs[hook].args])
-            _KEEP_ALIVE.append(disp)
-        except NumbaError as exc:
-            raise _compile_error(cls, hook, exc) from None
-        except Exception as exc:  # numba raises a few plain errors for bad source
-            raise _compile_error(cls, hook, exc) from None
+        disp = _compile_one(cls, hook, fn, sigs[hook])
+        # A wrapper typed by signature (not by dispatcher identity), so the loop that
+        # receives it is compiled once per layout and found in the disk cache next time.
+        out[hook] = CompileResultWAP(disp.overloads[sigs[hook].args])
+        _KEEP_ALIVE.append(disp)
     return out["on_start"], out["on_data"], out["on_tick"], out["on_order_update"], out["on_stop"]
 
 

@@ -31,7 +31,16 @@ from engine.oms import slot_of
 from engine.portfolio import equity as _equity
 from engine.risk import mid_x2 as _mid_x2
 from engine.scheduler import schedule
-from engine.state import CK_CUR_STRAT, CK_NOW
+from engine.state import (
+    CK_CUR_STRAT,
+    CK_NOW,
+    MK_LAST_PX,
+    O_FILLED,
+    O_QAHEAD,
+    O_STATUS,
+    PI_POS,
+    RI_OPEN_ORDERS,
+)
 
 NO_PRICE = _book.NO_PRICE
 
@@ -39,13 +48,13 @@ NO_PRICE = _book.NO_PRICE
 @kernel
 def now(ctx) -> int:
     """Engine time in ns."""
-    return ctx.clock[CK_NOW]
+    return ctx.ctl[CK_NOW]
 
 
 @kernel
 def me(ctx) -> int:
     """Index of the strategy instance whose hook is running."""
-    return ctx.clock[CK_CUR_STRAT]
+    return ctx.ctl[CK_CUR_STRAT]
 
 
 @kernel
@@ -87,13 +96,13 @@ def mid_x2(ctx, inst: int) -> int:
 @kernel
 def last_trade(ctx, inst: int) -> int:
     """Price of the last recorded trade (0 before the first)."""
-    return ctx.market.last_trade_px[inst]
+    return ctx.mk[inst, MK_LAST_PX]
 
 
 @kernel
 def position(ctx, inst: int) -> int:
     """This instance's position in lots (negative when short)."""
-    return ctx.port.pos[row_of(ctx, me(ctx)), inst]
+    return ctx.pi[row_of(ctx, me(ctx)), inst, PI_POS]
 
 
 @kernel
@@ -105,7 +114,7 @@ def equity(ctx) -> float:
 @kernel
 def open_orders(ctx) -> int:
     """This instance's live orders."""
-    return ctx.port.open_orders[row_of(ctx, me(ctx))]
+    return ctx.ri[row_of(ctx, me(ctx)), RI_OPEN_ORDERS]
 
 
 @kernel
@@ -156,21 +165,21 @@ def cancel_all(ctx) -> int:
 def status(ctx, oid: int) -> int:
     """OMS state (ST_*) of an order, or -1 once it has ended and its slot was reused."""
     slot = slot_of(ctx, oid)
-    return ctx.orders.status[slot] if slot >= 0 else -1
+    return ctx.o[slot, O_STATUS] if slot >= 0 else -1
 
 
 @kernel
 def filled(ctx, oid: int) -> int:
     """Lots of an order reported filled (0 if unknown)."""
     slot = slot_of(ctx, oid)
-    return ctx.orders.filled[slot] if slot >= 0 else 0
+    return ctx.o[slot, O_FILLED] if slot >= 0 else 0
 
 
 @kernel
 def queue_ahead(ctx, oid: int) -> int:
     """Lots ahead of a resting order at its price (the venue model's estimate)."""
     slot = slot_of(ctx, oid)
-    return ctx.orders.queue_ahead[slot] if slot >= 0 else 0
+    return ctx.o[slot, O_QAHEAD] if slot >= 0 else 0
 
 
 @kernel

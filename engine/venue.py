@@ -53,12 +53,56 @@ from engine.codes import (
     TIF_FOK,
     TIF_IOC,
 )
-from engine.jit import kernel
+from engine.jit import hot, kernel
 from engine.oms import alert
 from engine.portfolio import fee_of
 from engine.scheduler import schedule
-from engine.state import CF_MAKER_FEE, CF_TAKER_FEE, CI_QUEUE_MODEL, CI_REPORT_LATENCY, CK_NOW
-from engine.stats import C_FILLED_LOTS, C_MAKER_FILLS, C_TAKER_FILLS
+from engine.state import (
+    CF_MAKER_FEE,
+    CF_TAKER_FEE,
+    CI_QUEUE_MODEL,
+    CI_REPORT_LATENCY,
+    CK_NOW,
+    CS_PX,
+    CS_QTY,
+    CS_SIDE,
+    F_CID,
+    F_INST,
+    F_LIQ,
+    F_OID,
+    F_PRICE,
+    F_QTY,
+    F_SIDE,
+    F_STRAT,
+    F_TS,
+    MK_CONS_N,
+    MK_QASK_PX,
+    MK_QASK_QTY,
+    MK_QBID_PX,
+    MK_QBID_QTY,
+    MK_REST_ASK,
+    MK_REST_BID,
+    N_FILLS,
+    O_CID,
+    O_FLAGS,
+    O_INFLIGHT,
+    O_INST,
+    O_NXT,
+    O_OID,
+    O_OTYPE,
+    O_PRICE,
+    O_PRV,
+    O_PTRADE,
+    O_QAHEAD,
+    O_QTY,
+    O_SIDE,
+    O_STRAT,
+    O_TIF,
+    O_TS_VENUE,
+    O_VFILLED,
+    O_VSTATE,
+)
+from engine.stats import C_CONSUMED_EVICTED, C_FILLED_LOTS, C_MAKER_FILLS, C_TAKER_FILLS
 
 V_NOT_THERE = 0
 V_RESTING = 1
@@ -75,52 +119,46 @@ def report(st, slot: int, state: int, reason: int) -> None:
     """Send a state report to the engine (arrives after the report latency)."""
     schedule(
         st,
-        st.clock[CK_NOW] + st.cfg_i[CI_REPORT_LATENCY],
+        st.ctl[CK_NOW] + st.ctl[CI_REPORT_LATENCY],
         EV_REPORT,
-        st.orders.oid[slot],
+        st.o[slot, O_OID],
         state,
         reason,
         0,
     )
-    st.orders.inflight[slot] += 1
+    st.o[slot, O_INFLIGHT] += 1
 
 
 @kernel
 def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
     """Record a venue fill and send its report."""
-    o = st.orders
-    o.v_filled[slot] += qty
-    inst = o.inst[slot]
-    rate = st.cfg_f[CF_MAKER_FEE] if liq == LIQ_MAKER else st.cfg_f[CF_TAKER_FEE]
-    f = st.fills
-    k = f.n[0]
-    if k < f.ts.shape[0]:
-        f.ts[k] = st.clock[CK_NOW]
-        f.oid[k] = o.oid[slot]
-        f.cid[k] = o.cid[slot]
-        f.inst[k] = inst
-        f.strat[k] = o.strat[slot]
-        f.side[k] = o.side[slot]
-        f.liq[k] = liq
-        f.price[k] = price
-        f.qty[k] = qty
-        f.fee[k] = fee_of(st, inst, price, qty, rate)
-        f.n[0] = k + 1
+    o = st.o[slot]
+    o[O_VFILLED] += qty
+    inst = o[O_INST]
+    rate = st.cfg[CF_MAKER_FEE] if liq == LIQ_MAKER else st.cfg[CF_TAKER_FEE]
+    k = st.ctl[N_FILLS]
+    if k < st.fl.shape[0]:
+        f = st.fl[k]
+        f[F_TS] = st.ctl[CK_NOW]
+        f[F_OID] = o[O_OID]
+        f[F_CID] = o[O_CID]
+        f[F_INST] = inst
+        f[F_STRAT] = o[O_STRAT]
+        f[F_SIDE] = o[O_SIDE]
+        f[F_LIQ] = liq
+        f[F_PRICE] = price
+        f[F_QTY] = qty
+        st.fee[k] = fee_of(st, inst, price, qty, rate)
+        st.ctl[N_FILLS] = k + 1
     if liq == LIQ_MAKER:
-        st.counters[C_MAKER_FILLS] += 1
+        st.ctl[C_MAKER_FILLS] += 1
     else:
-        st.counters[C_TAKER_FILLS] += 1
-    st.counters[C_FILLED_LOTS] += qty
+        st.ctl[C_TAKER_FILLS] += 1
+    st.ctl[C_FILLED_LOTS] += qty
     schedule(
-        st,
-        st.clock[CK_NOW] + st.cfg_i[CI_REPORT_LATENCY],
-        EV_FILL_REPORT,
-        o.oid[slot],
-        qty,
-        price,
-        liq,
+        st, st.ctl[CK_NOW] + st.ctl[CI_REPORT_LATENCY], EV_FILL_REPORT, o[O_OID], qty, price, liq
     )
-    o.inflight[slot] += 1
+    o[O_INFLIGHT] += 1
 
 
 # ------------------------------------------------------------------ consumed liquidity
@@ -129,62 +167,65 @@ def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
 @kernel
 def consumed(st, inst: int, side: int, price: int) -> int:
     """Lots of the displayed level (side, price) our taker fills already used."""
-    m = st.market
-    for k in range(m.cons_n[inst]):
-        if m.cons_px[inst, k] == price and m.cons_side[inst, k] == side:
-            return m.cons_qty[inst, k]
+    c = st.cons[inst]
+    for k in range(st.mk[inst, MK_CONS_N]):
+        if c[k, CS_PX] == price and c[k, CS_SIDE] == side:
+            return c[k, CS_QTY]
     return 0
+
+
+@kernel
+def _drop_entry(st, inst: int, k: int) -> None:
+    c = st.cons[inst]
+    n = st.mk[inst, MK_CONS_N]
+    for j in range(k, n - 1):
+        c[j, CS_PX] = c[j + 1, CS_PX]
+        c[j, CS_SIDE] = c[j + 1, CS_SIDE]
+        c[j, CS_QTY] = c[j + 1, CS_QTY]
+    c[n - 1, CS_PX] = 0
+    c[n - 1, CS_SIDE] = 0
+    c[n - 1, CS_QTY] = 0
+    st.mk[inst, MK_CONS_N] = n - 1
 
 
 @kernel
 def consume(st, inst: int, side: int, price: int, qty: int) -> None:
     """Mark `qty` of the displayed level as used by us until the data refreshes it."""
-    m = st.market
-    for k in range(m.cons_n[inst]):
-        if m.cons_px[inst, k] == price and m.cons_side[inst, k] == side:
-            m.cons_qty[inst, k] += qty
+    c = st.cons[inst]
+    for k in range(st.mk[inst, MK_CONS_N]):
+        if c[k, CS_PX] == price and c[k, CS_SIDE] == side:
+            c[k, CS_QTY] += qty
             return
-    n = m.cons_n[inst]
-    if n >= m.cons_px.shape[1]:
-        # Table full: forget the oldest entry (the data has most likely refreshed it).
-        for k in range(n - 1):
-            m.cons_px[inst, k] = m.cons_px[inst, k + 1]
-            m.cons_side[inst, k] = m.cons_side[inst, k + 1]
-            m.cons_qty[inst, k] = m.cons_qty[inst, k + 1]
-        n -= 1
-    m.cons_px[inst, n] = price
-    m.cons_side[inst, n] = side
-    m.cons_qty[inst, n] = qty
-    m.cons_n[inst] = n + 1
+    if st.mk[inst, MK_CONS_N] >= c.shape[0]:
+        # Table full: forget the oldest entry (counted; the data has most likely refreshed it).
+        _drop_entry(st, inst, 0)
+        st.ctl[C_CONSUMED_EVICTED] += 1
+    n = st.mk[inst, MK_CONS_N]
+    c[n, CS_PX] = price
+    c[n, CS_SIDE] = side
+    c[n, CS_QTY] = qty
+    st.mk[inst, MK_CONS_N] = n + 1
 
 
 @kernel
 def refresh_level(st, inst: int, side: int, price: int) -> None:
     """The data set this level anew: what we consumed there is no longer subtracted."""
-    m = st.market
-    n = m.cons_n[inst]
-    for k in range(n):
-        if m.cons_px[inst, k] == price and m.cons_side[inst, k] == side:
-            for j in range(k, n - 1):
-                m.cons_px[inst, j] = m.cons_px[inst, j + 1]
-                m.cons_side[inst, j] = m.cons_side[inst, j + 1]
-                m.cons_qty[inst, j] = m.cons_qty[inst, j + 1]
-            m.cons_px[inst, n - 1] = 0
-            m.cons_side[inst, n - 1] = 0
-            m.cons_qty[inst, n - 1] = 0
-            m.cons_n[inst] = n - 1
+    c = st.cons[inst]
+    for k in range(st.mk[inst, MK_CONS_N]):
+        if c[k, CS_PX] == price and c[k, CS_SIDE] == side:
+            _drop_entry(st, inst, k)
             return
 
 
 @kernel
 def refresh_all(st, inst: int) -> None:
     """A clear or snapshot: forget everything consumed on the instrument."""
-    m = st.market
-    for k in range(m.cons_n[inst]):
-        m.cons_px[inst, k] = 0
-        m.cons_side[inst, k] = 0
-        m.cons_qty[inst, k] = 0
-    m.cons_n[inst] = 0
+    c = st.cons[inst]
+    for k in range(st.mk[inst, MK_CONS_N]):
+        c[k, CS_PX] = 0
+        c[k, CS_SIDE] = 0
+        c[k, CS_QTY] = 0
+    st.mk[inst, MK_CONS_N] = 0
 
 
 # ------------------------------------------------------------------ opposite liquidity
@@ -192,13 +233,12 @@ def refresh_all(st, inst: int) -> None:
 
 @kernel
 def _n_levels(st, inst: int, side: int) -> int:
-    """Levels on `side` (book, else the quote as a one-level book)."""
+    """Levels on `side` (the book, else the quote as a one-level book)."""
     b = st.book
     n = b.bid_n[inst] if side == SIDE_BUY_CODE else b.ask_n[inst]
     if n > 0:
         return n
-    m = st.market
-    q = m.q_bid_qty[inst] if side == SIDE_BUY_CODE else m.q_ask_qty[inst]
+    q = st.mk[inst, MK_QBID_QTY] if side == SIDE_BUY_CODE else st.mk[inst, MK_QASK_QTY]
     return 1 if q > 0 else 0
 
 
@@ -210,11 +250,11 @@ def _level(st, inst: int, side: int, k: int):
         n = b.bid_n[inst]
         if n > 0:
             return b.bid_px[inst, n - 1 - k], b.bid_qty[inst, n - 1 - k]
-        return st.market.q_bid_px[inst], st.market.q_bid_qty[inst]
+        return st.mk[inst, MK_QBID_PX], st.mk[inst, MK_QBID_QTY]
     n = b.ask_n[inst]
     if n > 0:
         return b.ask_px[inst, n - 1 - k], b.ask_qty[inst, n - 1 - k]
-    return st.market.q_ask_px[inst], st.market.q_ask_qty[inst]
+    return st.mk[inst, MK_QASK_PX], st.mk[inst, MK_QASK_QTY]
 
 
 @kernel
@@ -234,10 +274,10 @@ def displayed(st, inst: int, side: int, price: int) -> int:
     n = b.bid_n[inst] if side == SIDE_BUY_CODE else b.ask_n[inst]
     if n > 0:
         return depth_at(b, inst, side, price)
-    m = st.market
+    mk = st.mk[inst]
     if side == SIDE_BUY_CODE:
-        return m.q_bid_qty[inst] if m.q_bid_px[inst] == price else 0
-    return m.q_ask_qty[inst] if m.q_ask_px[inst] == price else 0
+        return mk[MK_QBID_QTY] if mk[MK_QBID_PX] == price else 0
+    return mk[MK_QASK_QTY] if mk[MK_QASK_PX] == price else 0
 
 
 @kernel
@@ -261,67 +301,66 @@ def available_to(st, inst: int, side: int, limit: int, is_market: bool, want: in
 
 
 @kernel
-def _side_idx(side: int) -> int:
-    return 0 if side == SIDE_BUY_CODE else 1
+def _head_col(side: int) -> int:
+    return MK_REST_BID if side == SIDE_BUY_CODE else MK_REST_ASK
 
 
 @kernel
 def _ahead_of(st, a: int, b: int) -> bool:
     """Whether resting order a has priority over b (same instrument and side)."""
-    o = st.orders
-    if o.price[a] != o.price[b]:
-        if o.side[a] == SIDE_BUY_CODE:
-            return o.price[a] > o.price[b]
-        return o.price[a] < o.price[b]
-    return o.cid[a] < o.cid[b]
+    pa, pb = st.o[a, O_PRICE], st.o[b, O_PRICE]
+    if pa != pb:
+        if st.o[a, O_SIDE] == SIDE_BUY_CODE:
+            return pa > pb
+        return pa < pb
+    return st.o[a, O_CID] < st.o[b, O_CID]
 
 
 @kernel
 def link(st, slot: int) -> None:
     """Insert a resting order into its instrument/side list in price-time priority."""
-    o = st.orders
-    inst = o.inst[slot]
-    si = _side_idx(o.side[slot])
-    cur = o.rest_head[inst, si]
+    o = st.o
+    inst = o[slot, O_INST]
+    col = _head_col(o[slot, O_SIDE])
+    cur = st.mk[inst, col]
     prev = -1
     while cur >= 0 and _ahead_of(st, cur, slot):
         prev = cur
-        cur = o.nxt[cur]
-    o.nxt[slot] = cur
-    o.prv[slot] = prev
+        cur = o[cur, O_NXT]
+    o[slot, O_NXT] = cur
+    o[slot, O_PRV] = prev
     if cur >= 0:
-        o.prv[cur] = slot
+        o[cur, O_PRV] = slot
     if prev >= 0:
-        o.nxt[prev] = slot
+        o[prev, O_NXT] = slot
     else:
-        o.rest_head[inst, si] = slot
-    o.v_state[slot] = V_RESTING
+        st.mk[inst, col] = slot
+    o[slot, O_VSTATE] = V_RESTING
 
 
 @kernel
 def unlink(st, slot: int) -> None:
     """Take a resting order off its list."""
-    o = st.orders
-    inst = o.inst[slot]
-    si = _side_idx(o.side[slot])
-    nxt, prv = o.nxt[slot], o.prv[slot]
+    o = st.o
+    inst = o[slot, O_INST]
+    col = _head_col(o[slot, O_SIDE])
+    nxt, prv = o[slot, O_NXT], o[slot, O_PRV]
     if prv >= 0:
-        o.nxt[prv] = nxt
+        o[prv, O_NXT] = nxt
     else:
-        o.rest_head[inst, si] = nxt
+        st.mk[inst, col] = nxt
     if nxt >= 0:
-        o.prv[nxt] = prv
-    o.nxt[slot] = -1
-    o.prv[slot] = -1
-    o.v_state[slot] = V_DONE
+        o[nxt, O_PRV] = prv
+    o[slot, O_NXT] = -1
+    o[slot, O_PRV] = -1
+    o[slot, O_VSTATE] = V_DONE
 
 
 @kernel
 def _own_cross(st, inst: int, side: int, limit: int, is_market: bool) -> int:
     """A resting order of ours on the other side that this order would trade with, or -1."""
-    o = st.orders
-    cur = o.rest_head[inst, _side_idx(-side)]
-    if cur >= 0 and _within(side, o.price[cur], limit, is_market):
+    cur = st.mk[inst, _head_col(-side)]
+    if cur >= 0 and _within(side, st.o[cur, O_PRICE], limit, is_market):
         return cur
     return -1
 
@@ -332,38 +371,38 @@ def _own_cross(st, inst: int, side: int, limit: int, is_market: bool) -> int:
 @kernel
 def order_arrive(st, slot: int) -> None:
     """A new order reaches the venue: reject, take liquidity, rest or expire."""
-    o = st.orders
-    inst, side = o.inst[slot], o.side[slot]
-    is_market = o.otype[slot] == OT_MARKET
-    limit = o.price[slot]
-    o.ts_venue[slot] = st.clock[CK_NOW]
-    remaining = o.qty[slot] - o.v_filled[slot]
+    o = st.o[slot]
+    inst, side = o[O_INST], o[O_SIDE]
+    is_market = o[O_OTYPE] == OT_MARKET
+    limit = o[O_PRICE]
+    o[O_TS_VENUE] = st.ctl[CK_NOW]
+    remaining = o[O_QTY] - o[O_VFILLED]
     opp = -side
-    if (o.flags[slot] & OF_POST_ONLY) != 0 and not is_market:
+    if (o[O_FLAGS] & OF_POST_ONLY) != 0 and not is_market:
         if _n_levels(st, inst, opp) > 0:
             px, _ = _level(st, inst, opp, 0)
             if _within(side, px, limit, False):
-                o.v_state[slot] = V_DONE
+                o[O_VSTATE] = V_DONE
                 report(st, slot, ST_REJECTED, R_POST_ONLY_WOULD_CROSS)
                 return
     mine = _own_cross(st, inst, side, limit, is_market)
     if mine >= 0:
-        o.v_state[slot] = V_DONE
+        o[O_VSTATE] = V_DONE
         alert(
             st,
             A_SELF_TRADE,
             SEV_WARNING,
             R_SELF_TRADE_PREVENTED,
-            o.oid[slot],
+            o[O_OID],
             inst,
-            o.strat[slot],
-            o.oid[mine],
+            o[O_STRAT],
+            st.o[mine, O_OID],
         )
         report(st, slot, ST_EXPIRED, R_SELF_TRADE_PREVENTED)
         return
-    if o.tif[slot] == TIF_FOK:
+    if o[O_TIF] == TIF_FOK:
         if available_to(st, inst, side, limit, is_market, remaining) < remaining:
-            o.v_state[slot] = V_DONE
+            o[O_VSTATE] = V_DONE
             report(st, slot, ST_EXPIRED, R_FOK_UNFILLABLE)
             return
     report(st, slot, ST_ACCEPTED, R_VENUE_ACK)
@@ -381,24 +420,22 @@ def order_arrive(st, slot: int) -> None:
         consume(st, inst, opp, px, take)
         remaining -= take
     if remaining == 0:
-        o.v_state[slot] = V_DONE
+        o[O_VSTATE] = V_DONE
         return
-    if is_market or o.tif[slot] == TIF_IOC or o.tif[slot] == TIF_FOK:
-        o.v_state[slot] = V_DONE
-        why = R_NO_LIQUIDITY if is_market else R_IOC_REMAINDER
-        report(st, slot, ST_EXPIRED, why)
+    if is_market or o[O_TIF] == TIF_IOC or o[O_TIF] == TIF_FOK:
+        o[O_VSTATE] = V_DONE
+        report(st, slot, ST_EXPIRED, R_NO_LIQUIDITY if is_market else R_IOC_REMAINDER)
         return
-    # GTC remainder rests behind what is displayed at its price.
-    o.queue_ahead[slot] = displayed(st, inst, side, limit)
-    o.pending_trade[slot] = 0
+    # The GTC remainder rests behind what is displayed at its price.
+    o[O_QAHEAD] = displayed(st, inst, side, limit)
+    o[O_PTRADE] = 0
     link(st, slot)
 
 
 @kernel
 def cancel_arrive(st, slot: int) -> None:
     """A cancel request reaches the venue."""
-    o = st.orders
-    if o.v_state[slot] == V_RESTING:
+    if st.o[slot, O_VSTATE] == V_RESTING:
         unlink(st, slot)
         report(st, slot, ST_CANCELED, R_CANCELED)
     else:
@@ -408,50 +445,49 @@ def cancel_arrive(st, slot: int) -> None:
 # ------------------------------------------------------------------------ market data
 
 
-@kernel
+@hot
 def has_interest(st, inst: int) -> bool:
     """Whether market data of `inst` can affect our orders (resting ones or consumed levels)."""
-    o = st.orders
-    return o.rest_head[inst, 0] >= 0 or o.rest_head[inst, 1] >= 0 or st.market.cons_n[inst] > 0
+    mk = st.mk[inst]
+    return mk[MK_REST_BID] >= 0 or mk[MK_REST_ASK] >= 0 or mk[MK_CONS_N] > 0
 
 
 @kernel
 def on_level(st, inst: int, side: int, price: int, old_qty: int, new_qty: int) -> None:
     """A data row sets (side, price) from old_qty to new_qty: refresh and move queues."""
     refresh_level(st, inst, side, price)
-    o = st.orders
-    cur = o.rest_head[inst, _side_idx(side)]
-    proportional = st.cfg_i[CI_QUEUE_MODEL] == QM_PROPORTIONAL
+    o = st.o
+    cur = st.mk[inst, _head_col(side)]
+    proportional = st.ctl[CI_QUEUE_MODEL] == QM_PROPORTIONAL
     while cur >= 0:
-        if o.price[cur] == price:
-            ahead = o.queue_ahead[cur]
+        if o[cur, O_PRICE] == price:
+            ahead = o[cur, O_QAHEAD]
             if proportional and new_qty < old_qty and ahead > 0:
                 dec = old_qty - new_qty
-                traded = o.pending_trade[cur]
+                traded = o[cur, O_PTRADE]
                 explained = traded if traded < dec else dec
-                o.pending_trade[cur] = traded - explained
+                o[cur, O_PTRADE] = traded - explained
                 cancels = dec - explained
                 if cancels > 0 and old_qty > 0:
                     ahead -= cancels * ahead // old_qty
             else:
-                o.pending_trade[cur] = 0
+                o[cur, O_PTRADE] = 0
             if ahead > new_qty:
                 ahead = new_qty
-            o.queue_ahead[cur] = ahead if ahead > 0 else 0
-        cur = o.nxt[cur]
+            o[cur, O_QAHEAD] = ahead if ahead > 0 else 0
+        cur = o[cur, O_NXT]
 
 
 @kernel
 def on_snapshot_done(st, inst: int) -> None:
     """After a full snapshot: queues cannot be longer than what is displayed now."""
-    o = st.orders
-    for si in range(2):
-        cur = o.rest_head[inst, si]
+    for col in (MK_REST_BID, MK_REST_ASK):
+        cur = st.mk[inst, col]
         while cur >= 0:
-            shown = displayed(st, inst, o.side[cur], o.price[cur])
-            if o.queue_ahead[cur] > shown:
-                o.queue_ahead[cur] = shown
-            cur = o.nxt[cur]
+            shown = displayed(st, inst, st.o[cur, O_SIDE], st.o[cur, O_PRICE])
+            if st.o[cur, O_QAHEAD] > shown:
+                st.o[cur, O_QAHEAD] = shown
+            cur = st.o[cur, O_NXT]
 
 
 @kernel
@@ -460,7 +496,7 @@ def on_trade(
 ) -> None:
     """A recorded trade: hand its volume to our resting orders it could have hit."""
     if aggressor != SIDE_BUY_CODE and aggressor != SIDE_SELL_CODE:
-        # Unknown aggressor: infer from where the print sits against the book.
+        # Unknown aggressor: infer it from where the print sits against the book.
         if best_ask_px != NO_PRICE and price >= best_ask_px:
             aggressor = SIDE_BUY_CODE
         elif best_bid_px != NO_PRICE and price <= best_bid_px:
@@ -468,29 +504,29 @@ def on_trade(
         else:
             return
     maker_side = -aggressor
-    o = st.orders
+    o = st.o
     volume = qty
-    cur = o.rest_head[inst, _side_idx(maker_side)]
+    cur = st.mk[inst, _head_col(maker_side)]
     while cur >= 0 and volume > 0:
-        nxt = o.nxt[cur]
-        px = o.price[cur]
+        nxt = o[cur, O_NXT]
+        px = o[cur, O_PRICE]
         better = px > price if maker_side == SIDE_BUY_CODE else px < price
         if not better and px != price:
             break  # the list is in priority order: nothing further can trade
         if not better:
-            ahead = o.queue_ahead[cur]
+            ahead = o[cur, O_QAHEAD]
             eat = ahead if ahead < volume else volume
-            o.queue_ahead[cur] = ahead - eat
-            o.pending_trade[cur] += eat
+            o[cur, O_QAHEAD] = ahead - eat
+            o[cur, O_PTRADE] += eat
             volume -= eat
-        if volume > 0 and (better or o.queue_ahead[cur] == 0):
-            left = o.qty[cur] - o.v_filled[cur]
+        if volume > 0 and (better or o[cur, O_QAHEAD] == 0):
+            left = o[cur, O_QTY] - o[cur, O_VFILLED]
             take = left if left < volume else volume
             if take > 0:
                 fill(st, cur, px, take, LIQ_MAKER)
                 volume -= take
                 if not better:
-                    o.pending_trade[cur] += take
-                if o.v_filled[cur] >= o.qty[cur]:
+                    o[cur, O_PTRADE] += take
+                if o[cur, O_VFILLED] >= o[cur, O_QTY]:
                     unlink(st, cur)
         cur = nxt

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.data.native import is_native, open_native, write_native
+from engine.data.sniff import is_parquet_file
 from engine.data.stream import EventStream
 from engine.data.tables import (
     is_event_csv,
@@ -26,24 +27,28 @@ def engine_format(path: str | os.PathLike) -> Format | None:
     """Which engine format a file is in, by content ('native', 'parquet', 'csv' or None)."""
     if is_native(path):
         return "native"
-    if str(path).endswith(".parquet") and is_event_parquet(path):
+    if is_parquet_file(path) and is_event_parquet(path):
         return "parquet"
     if is_event_csv(path):
         return "csv"
     return None
 
 
-def open_events(path: str | os.PathLike) -> EventStream:
-    """Open a file in one of the engine's formats (native files are memory-mapped)."""
+def open_events(path: str | os.PathLike, *, repair: str | None = None) -> EventStream:
+    """Open a file in one of the engine's formats (native files are memory-mapped).
+
+    `repair='sort'` sorts Parquet and CSV rows whose time goes backwards (reported in
+    `meta['repairs']`); native files are mapped as they are, never read at opening.
+    """
     if not Path(path).exists():
         raise UsageError(f"{path}: no such file")
     fmt = engine_format(path)
     if fmt == "native":
         return open_native(path)
     if fmt == "parquet":
-        return read_parquet(path)
+        return read_parquet(path, repair=repair)
     if fmt == "csv":
-        return read_csv(path)
+        return read_csv(path, repair=repair)
     raise FormatError("not a cockpit event file (native, Parquet or CSV)", path=str(path))
 
 

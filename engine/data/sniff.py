@@ -17,3 +17,15 @@ def first_line(path: str | os.PathLike, limit: int = 65536) -> str:
         return line.decode("utf-8").rstrip("\r\n")
     except (OSError, EOFError, UnicodeDecodeError):
         return ""
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def is_parquet_file(path: str | os.PathLike) -> bool:
+    """True when the file starts with the Parquet magic (whatever its name)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except OSError:
+        return False

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.errors import DataError, UsageError
 from engine.events import EVENT_DTYPE
 from engine.instruments import InstrumentRegistry
 
@@ -45,3 +45,27 @@ def check_order(events: np.ndarray, *, path: str | None = None, row_offset: int 
                 line=i + row_offset,
                 field="ts_local",
             )
+
+
+def in_time_order(
+    events: np.ndarray,
+    repair: str | None = None,
+    *,
+    path: str | None = None,
+    row_offset: int = 0,
+) -> tuple[np.ndarray, int | None]:
+    """The events in `ts_local` order, and how many rows a repair moved (None: no repair).
+
+    Without `repair`, disorder is a DataError (`check_order`); with repair='sort' the rows
+    are sorted stably (equal times keep their order) and the moved rows counted.
+    """
+    if repair is None:
+        check_order(events, path=path, row_offset=row_offset)
+        return events, None
+    if repair != "sort":
+        raise UsageError(f"repair must be None or 'sort', got {repair!r}")
+    ts = events["ts_local"]
+    if len(ts) < 2 or not (ts[1:] < ts[:-1]).any():
+        return events, 0
+    order = np.argsort(ts, kind="stable")
+    return events[order], int(np.count_nonzero(order != np.arange(len(order))))

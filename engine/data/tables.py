@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from engine.data.stream import EventStream, check_order
+from engine.data.stream import EventStream, in_time_order
 from engine.decimals import units_to_strings
 from engine.errors import DataError, FormatError
 from engine.events import EVENT_DTYPE, KIND_CODES, KIND_NAMES, SIDE_NAMES
@@ -54,8 +54,12 @@ def is_event_parquet(path: str | os.PathLike) -> bool:
     return _META_INSTRUMENTS in md
 
 
-def read_parquet(path: str | os.PathLike) -> EventStream:
-    """Read a Parquet file written by `write_parquet`."""
+def read_parquet(path: str | os.PathLike, *, repair: str | None = None) -> EventStream:
+    """Read a Parquet file written by `write_parquet`.
+
+    Rows whose time goes backwards are a DataError, or with repair='sort' sorted stably and
+    counted in `meta['repairs']`.
+    """
     p = str(path)
     try:
         table = pq.read_table(p)
@@ -79,7 +83,9 @@ def read_parquet(path: str | os.PathLike) -> EventStream:
     registry = InstrumentRegistry.from_list(json.loads(md[_META_INSTRUMENTS]))
     meta = json.loads(md.get(_META_META, b"{}"))
     meta["source"] = [p]
-    check_order(events, path=p, row_offset=0)
+    events, moved = in_time_order(events, repair, path=p, row_offset=0)
+    if moved is not None:
+        meta["repairs"] = {"sorted_rows": moved}
     return EventStream(events, registry, meta)
 
 
@@ -136,8 +142,12 @@ def is_event_csv(path: str | os.PathLike) -> bool:
     return [c.strip('"') for c in first_line(path).split(",")] == CSV_COLUMNS
 
 
-def read_csv(path: str | os.PathLike) -> EventStream:
-    """Read the CSV interchange format (instruments from the sidecar, else inferred)."""
+def read_csv(path: str | os.PathLike, *, repair: str | None = None) -> EventStream:
+    """Read the CSV interchange format (instruments from the sidecar, else inferred).
+
+    Rows whose time goes backwards are a DataError, or with repair='sort' sorted stably and
+    counted in `meta['repairs']`.
+    """
     p = str(path)
     types = {c: pa.string() for c in ("venue", "symbol", "kind", "side", "price", "size")}
     types.update({"ts_exch": pa.int64(), "ts_local": pa.int64(), "flags": pa.uint16()})
@@ -195,5 +205,8 @@ def read_csv(path: str | os.PathLike) -> EventStream:
     if (events["size"] < 0).any():
         row = int(np.flatnonzero(events["size"] < 0)[0])
         raise DataError("negative size", path=p, line=row + 2, field="size")
-    check_order(events, path=p, row_offset=2)
-    return EventStream(events, registry, {"source": [p], "format": "cockpit:csv"})
+    events, moved = in_time_order(events, repair, path=p, row_offset=2)
+    meta: dict = {"source": [p], "format": "cockpit:csv"}
+    if moved is not None:
+        meta["repairs"] = {"sorted_rows": moved}
+    return EventStream(events, registry, meta)
