@@ -159,6 +159,54 @@ def sniff_binance_capture(path: str | os.PathLike) -> bool:
     return False
 
 
+_MARKET_LINES = 200
+
+
+def sniff_capture_market(path: str | os.PathLike) -> tuple[str | None, bool | None]:
+    """(symbol, is USD-M futures) of a capture from its first lines; None where not seen.
+
+    Futures show themselves by `pu` in depth diffs, `e` in bookTicker, `X` in trades or `E`
+    in the REST snapshot; spot by the absence of `pu` in a depth diff. Used to tell which
+    files continue one market (read together) and which are other markets (merged).
+    """
+    symbol: str | None = None
+    futures: bool | None = None
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
+            for _ in range(_MARKET_LINES):
+                line = f.readline(_SNIFF_LIMIT)
+                if not line:
+                    break
+                try:
+                    msg = orjson.loads(line[line.index(b" ") + 1 :])
+                except (ValueError, orjson.JSONDecodeError):
+                    continue
+                if not isinstance(msg, dict):
+                    continue
+                if "lastUpdateId" in msg:
+                    futures = "E" in msg or "T" in msg
+                    continue
+                data = msg.get("data")
+                if not isinstance(data, dict):
+                    continue
+                if symbol is None and isinstance(data.get("s"), str):
+                    symbol = data["s"]
+                cls = _classify(str(msg.get("stream", "")))
+                if cls == _S_DEPTH:
+                    futures = "pu" in data
+                elif cls == _S_TICKER and "e" in data:
+                    futures = True
+                elif cls == _S_TRADE and "X" in data:
+                    futures = True
+                if symbol is not None and futures is not None:
+                    break
+    except (OSError, EOFError, zlib.error):
+        pass
+    return symbol, futures
+
+
 def load_binance_capture(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     *,

@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so every usage error takes one path."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+        # One line, like every other error: the usage block can span five lines.
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def _decimal(text: str) -> Decimal:
@@ -90,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7, help="random seed (same seed, same bytes)")
     gen.add_argument("--instruments", type=_positive_int, default=1, help="instruments")
     gen.add_argument("--format", choices=["native", "parquet", "csv"], help="output format")
+
+    from cockpit import cli_app, cli_backtest, cli_bench, cli_optimize
+
+    # `cockpit` alone opens the app: it takes the app's options (--theme, --speed, ...).
+    cli_app.add_app_options(p)
+    cli_app.add_parser(sub)
+    cli_backtest.add_parser(sub)
+    cli_bench.add_parser(sub)
+    cli_optimize.add_parser(sub)
     return p
 
 
@@ -216,27 +226,31 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def cmd_default() -> int:
-    """`cockpit` with no arguments (the app arrives with the cockpit issue)."""
-    from engine.data.summary import summarize
-    from engine.synthetic import default_market
-
-    stream = default_market()
-    print(
-        "cockpit: the terminal app is not built yet; it will open on this synthetic market "
-        "with the example market maker, paused at the first event.\n"
-    )
-    _print_summary(summarize(stream), sys.stdout)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cockpit` console script."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            return cmd_default()
+            from cockpit.cli_app import run_default
+
+            return run_default(args)
+        if args.command == "replay":
+            from cockpit.cli_app import run_replay
+
+            return run_replay(args)
+        if args.command == "backtest":
+            from cockpit.cli_backtest import run
+
+            return run(args)
+        if args.command == "optimize":
+            from cockpit.cli_optimize import run
+
+            return run(args)
+        if args.command == "bench":
+            from cockpit.cli_bench import run
+
+            return run(args)
         if args.command == "data":
             if args.data_command is None:
                 raise UsageError("cockpit data: choose inspect, convert or generate")

@@ -70,6 +70,7 @@ R_NO_LIQUIDITY: Final = 9
 R_POST_ONLY_WOULD_CROSS: Final = 10
 R_SELF_TRADE_PREVENTED: Final = 11
 R_INVALID_TRANSITION: Final = 12
+R_TOO_MANY_LEVELS: Final = 13  # our resting orders already occupy every level slot
 # pre-trade risk
 R_RISK_HALTED: Final = 20
 R_RISK_REDUCE_ONLY: Final = 21
@@ -110,6 +111,7 @@ REASON_NAMES: Final = {
     R_POST_ONLY_WOULD_CROSS: "post_only_would_cross",
     R_SELF_TRADE_PREVENTED: "self_trade_prevented",
     R_INVALID_TRANSITION: "invalid_transition",
+    R_TOO_MANY_LEVELS: "too_many_own_levels",
     R_RISK_HALTED: "risk_halted",
     R_RISK_REDUCE_ONLY: "risk_reduce_only",
     R_RISK_ORDER_SIZE: "risk_order_size",

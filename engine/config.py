@@ -86,6 +86,25 @@ class EngineConfig:
     equity_interval_ns: int = 1_000_000_000
     risk: RiskLimits = field(default_factory=RiskLimits)
     max_orders: int = 65536
+    """Order pool slots (live orders at once)."""
+    heap_capacity: int = 1 << 17
+    """Scheduled events in flight at once (orders, cancels and reports on their way)."""
+    journal_capacity: int = 1 << 18
+    """Journal rows buffered between drains (the loop stops to drain at half)."""
+    fills_capacity: int = 1 << 16
+    alerts_capacity: int = 1 << 12
+    equity_capacity: int = 1 << 14
+
+    def capacities(self) -> dict[str, int]:
+        """Keyword arguments for engine.state.new_state."""
+        return {
+            "max_orders": self.max_orders,
+            "heap_capacity": self.heap_capacity,
+            "journal_capacity": self.journal_capacity,
+            "fills_capacity": self.fills_capacity,
+            "alerts_capacity": self.alerts_capacity,
+            "equity_capacity": self.equity_capacity,
+        }
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -111,6 +130,9 @@ class EngineConfig:
         ):
             if getattr(self.risk, name) < 0:
                 raise UsageError(f"risk.{name} must be >= 0")
+        for name, value in self.capacities().items():
+            if not isinstance(value, int) or value < 16:
+                raise UsageError(f"{name} must be an integer of at least 16, got {value!r}")
         if self.risk.max_submits > 64:
             raise UsageError("risk.max_submits above 64 per window is not supported")
 

@@ -29,10 +29,11 @@ from engine.codes import (
     ST_PARTIALLY_FILLED,
     ST_PENDING_CANCEL,
     ST_PENDING_UPDATE,
+    ST_REJECTED,
     ST_SUBMITTED,
     TIF_IOC,
 )
-from engine.jit import kernel
+from engine.jit import hot, kernel
 from engine.oms import alert, alloc_order, is_terminal, release_if_done, slot_of, transition
 from engine.portfolio import apply_fill, check_drawdown, fee_of
 from engine.risk import pre_trade, record_submit, surveil_cancel
@@ -42,6 +43,7 @@ from engine.state import (
     CF_TAKER_FEE,
     CI_CANCEL_LATENCY,
     CI_ENTRY_LATENCY,
+    CI_N_INSTRUMENTS,
     CK_LAST_STATUS,
     CK_NOW,
     O_FILLED,
@@ -59,20 +61,26 @@ from engine.state import (
     PI_POS,
     RI_OPEN_ORDERS,
 )
-from engine.stats import C_CANCELS, C_FILLS, C_ORDERS_DENIED, C_ORDERS_SUBMITTED
+from engine.stats import (
+    C_CANCELS,
+    C_FILLS,
+    C_ORDERS_DENIED,
+    C_ORDERS_REJECTED,
+    C_ORDERS_SUBMITTED,
+)
 from engine.venue import CANCEL_REJECT_STATE
 
 NO_STRATEGY = -1
 """Returned by the report handlers when no strategy is to be told."""
 
 
-@kernel
+@hot
 def row_of(st, strat: int) -> int:
     """Portfolio row of a strategy instance (manual trading is the last row)."""
     return strat if strat >= 0 else st.pi.shape[0] - 1
 
 
-@kernel
+@hot
 def _open_add(st, slot: int, sign: int) -> None:
     """Count an order's unfilled quantity into (or out of) its row's open quantities."""
     o = st.o[slot]
@@ -83,7 +91,7 @@ def _open_add(st, slot: int, sign: int) -> None:
     st.ri[row, RI_OPEN_ORDERS] += sign
 
 
-@kernel
+@hot
 def submit_order(
     st, strat: int, inst: int, side: int, price: int, qty: int, otype: int, tif: int, flags: int
 ) -> int:
@@ -93,10 +101,12 @@ def submit_order(
     if otype == OT_MARKET:
         price = 0
         tif = TIF_IOC
-    # A denied order with a nonsense instrument is still journaled, under instrument 0.
-    slot = alloc_order(
-        st, inst if reason == R_NONE else max(inst, 0), strat, side, otype, tif, flags, price, qty
-    )
+    # A denied order with a nonsense instrument is still journaled, under instrument 0, and
+    # alerted under -1 (no instrument): nothing downstream may index a table with it.
+    known = 0 <= inst < st.ctl[CI_N_INSTRUMENTS]
+    slot = alloc_order(st, inst if known else 0, strat, side, otype, tif, flags, price, qty)
+    if not known:
+        inst = -1
     if slot < 0:
         alert(st, A_RISK_DENIAL, SEV_INFO, R_POOL_FULL, -1, inst, strat, qty)
         st.ctl[C_ORDERS_DENIED] += 1
@@ -118,7 +128,7 @@ def submit_order(
     return oid
 
 
-@kernel
+@hot
 def cancel_order(st, oid: int, reason: int) -> bool:
     """Request a cancel; idempotent (a second request for a pending cancel sends nothing)."""
     slot = slot_of(st, oid)
@@ -142,7 +152,7 @@ def cancel_order(st, oid: int, reason: int) -> bool:
     return True
 
 
-@kernel
+@hot
 def on_report(st, oid: int, state: int, reason: int) -> int:
     """A venue state report arrives; returns the strategy to notify (or NO_STRATEGY)."""
     slot = slot_of(st, oid)
@@ -171,6 +181,8 @@ def on_report(st, oid: int, state: int, reason: int) -> int:
         if transition(st, slot, state, reason, o[O_PRICE], o[O_QTY] - o[O_FILLED]):
             if not was_terminal:
                 _open_add(st, slot, -1)
+            if state == ST_REJECTED:
+                st.ctl[C_ORDERS_REJECTED] += 1
         else:
             notify = NO_STRATEGY
     st.ctl[CK_LAST_STATUS] = o[O_STATUS]
@@ -178,7 +190,7 @@ def on_report(st, oid: int, state: int, reason: int) -> int:
     return notify
 
 
-@kernel
+@hot
 def on_fill_report(st, oid: int, qty: int, price: int, liq: int) -> int:
     """A fill report arrives: OMS, open quantity, portfolio; returns the strategy to notify."""
     slot = slot_of(st, oid)

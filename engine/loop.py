@@ -19,7 +19,9 @@ runs, so if a hook raises, the Python side disables that instance and resumes wh
 from __future__ import annotations
 
 from engine.book import apply_event, best_ask, best_bid, depth_at
+from engine.clock import cycles
 from engine.codes import (
+    A_STRATEGY_ERROR,
     BREAK_ALERT,
     BREAK_FILL,
     BREAK_ORDER_UPDATE,
@@ -30,6 +32,7 @@ from engine.codes import (
     EV_ORDER_ARRIVE,
     EV_REPORT,
     EV_TIMER,
+    SEV_CRITICAL,
     STOP_ALERT,
     STOP_BUFFER_FULL,
     STOP_CHUNK_DONE,
@@ -49,7 +52,7 @@ from engine.events import (
 )
 from engine.execution import NO_STRATEGY, on_fill_report, on_report
 from engine.jit import entry, hot, kernel
-from engine.oms import release_if_done, slot_of
+from engine.oms import alert, release_if_done, slot_of
 from engine.portfolio import sample_equity
 from engine.risk import mid_x2
 from engine.scheduler import NEVER, next_time, pop
@@ -59,6 +62,7 @@ from engine.state import (
     CK_CURSOR,
     CK_DATA_EVENTS,
     CK_ENGINE_EVENTS,
+    CK_FAULT,
     CK_LAST_DATA_TS,
     CK_LAST_STATUS,
     CK_NEXT_EQUITY,
@@ -77,10 +81,13 @@ from engine.state import (
     N_JOURNAL,
     O_INFLIGHT,
     RI_ENABLED,
+    RI_FAULT_HOOK,
+    RI_FAULT_TS,
 )
 from engine.stats import C_STRATEGY_CALLS, C_TRADES_SEEN
 from engine.venue import (
     cancel_arrive,
+    displayed,
     has_interest,
     on_level,
     on_snapshot_done,
@@ -127,12 +134,20 @@ def apply_market_event(
             on_trade(st, inst, side, price, size, best_bid(st.book, inst), best_ask(st.book, inst))
         st.ctl[CK_STOP_FLAGS] |= BREAK_TRADE
     elif kind == KIND_QUOTE:
+        # Without a book on that side the quote is the venue's liquidity (engine/venue.py):
+        # a new quote restates its level like a delta, refreshing what our fills consumed
+        # there and moving our queues.
+        n_book = st.book.bid_n[inst] if side > 0 else st.book.ask_n[inst]
+        watch = n_book == 0 and has_interest(st, inst)
+        old = displayed(st, inst, side, price) if watch else 0
         if side > 0:
             st.mk[inst, MK_QBID_PX] = price
             st.mk[inst, MK_QBID_QTY] = size
         else:
             st.mk[inst, MK_QASK_PX] = price
             st.mk[inst, MK_QASK_QTY] = size
+        if watch:
+            on_level(st, inst, side, price, old, size)
     if (flags & FLAG_LAST) != 0:
         m2 = mid_x2(st, inst)
         if m2 != 0:
@@ -178,11 +193,39 @@ def engine_event(st, kind: int, ref: int, aux: int, aux2: int, aux3: int) -> int
     return NO_STRATEGY
 
 
+@kernel
+def strategy_fault(st, j: int) -> None:
+    """Instance j's hook raised (its guard, engine/strategy.py, set CK_FAULT): disable it.
+
+    The instance gets no more calls, the run goes on; an alert says which hook (its value is
+    the hook's position in engine.strategy.HOOKS plus one) and the row keeps when.
+    """
+    hook = st.ctl[CK_FAULT]
+    st.ctl[CK_FAULT] = 0
+    st.ri[j, RI_ENABLED] = 0
+    st.ri[j, RI_FAULT_TS] = st.ctl[CK_NOW]
+    st.ri[j, RI_FAULT_HOOK] = hook
+    alert(st, A_STRATEGY_ERROR, SEV_CRITICAL, 0, -1, -1, j, hook)
+
+
 @entry
 def run_chunk(
-    st, events, rows, hooks, subs_start, subs_idx, max_events: int, break_mask: int, stop_ts: int
+    st,
+    events,
+    rows,
+    hooks,
+    subs_start,
+    subs_idx,
+    max_events: int,
+    break_mask: int,
+    stop_ts: int,
+    lat,
 ) -> int:
-    """Process up to `max_events` events; return a STOP_* code saying why it returned."""
+    """Process up to `max_events` events; return a STOP_* code saying why it returned.
+
+    `lat` (int64) receives the cycle count each event took, at the index of the event within
+    this call, while it has room; pass an empty array not to measure (engine/clock.py).
+    """
     on_data, on_tick, on_order_update = hooks
     n = events.shape[0]
     last_ts = events[n - 1]["ts_local"] if n > 0 else 0
@@ -203,6 +246,9 @@ def run_chunk(
             if stop_ts > st.ctl[CK_NOW]:
                 st.ctl[CK_NOW] = stop_ts
             return STOP_TIME
+        measure = done < lat.shape[0]
+        if measure:
+            t0 = cycles()
         alerts_before = st.ctl[N_ALERTS]
         st.ctl[CK_STOP_FLAGS] = 0
         if data_ts <= heap_ts:
@@ -221,6 +267,8 @@ def run_chunk(
                     st.ctl[CK_CUR_STRAT] = j
                     st.ctl[C_STRATEGY_CALLS] += 1
                     on_data(rows[j], st, ev)
+                    if st.ctl[CK_FAULT] != 0:
+                        strategy_fault(st, j)
                 st.ctl[CK_CUR_STRAT] = -1
         else:
             ts, kind, ref, aux, aux2, aux3 = pop(st)
@@ -231,6 +279,8 @@ def run_chunk(
                     st.ctl[CK_CUR_STRAT] = ref
                     st.ctl[C_STRATEGY_CALLS] += 1
                     on_tick(rows[ref], st, aux)
+                    if st.ctl[CK_FAULT] != 0:
+                        strategy_fault(st, ref)
                     st.ctl[CK_CUR_STRAT] = -1
             else:
                 notify = engine_event(st, kind, ref, aux, aux2, aux3)
@@ -238,7 +288,11 @@ def run_chunk(
                     st.ctl[CK_CUR_STRAT] = notify
                     st.ctl[C_STRATEGY_CALLS] += 1
                     on_order_update(rows[notify], st, ref, st.ctl[CK_LAST_STATUS])
+                    if st.ctl[CK_FAULT] != 0:
+                        strategy_fault(st, notify)
                     st.ctl[CK_CUR_STRAT] = -1
+        if measure:
+            lat[done] = cycles() - t0
         done += 1
         if st.ctl[N_ALERTS] > alerts_before:
             st.ctl[CK_STOP_FLAGS] |= BREAK_ALERT

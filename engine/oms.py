@@ -21,7 +21,7 @@ from engine.codes import (
     ST_INITIALIZED,
     ST_REJECTED,
 )
-from engine.jit import kernel
+from engine.jit import hot
 from engine.state import (
     AL_CODE,
     AL_INST,
@@ -75,10 +75,10 @@ from engine.state import (
     SLOT_BITS,
     SLOT_MASK,
 )
-from engine.stats import C_ALERTS, C_INVALID_TRANSITIONS
+from engine.stats import C_ALERTS, C_BUFFER_OVERFLOW, C_INVALID_TRANSITIONS
 
 
-@kernel
+@hot
 def is_terminal(status: int) -> bool:
     """Denied, rejected, filled, canceled and expired orders are done."""
     return (
@@ -90,7 +90,7 @@ def is_terminal(status: int) -> bool:
     )
 
 
-@kernel
+@hot
 def slot_of(st, oid: int) -> int:
     """The pool slot of a public order id, or -1 if the id is stale or unknown."""
     if oid < 0:
@@ -101,13 +101,14 @@ def slot_of(st, oid: int) -> int:
     return slot
 
 
-@kernel
+@hot
 def journal_append(
     st, slot: int, from_state: int, to_state: int, reason: int, price: int, qty: int
 ) -> None:
     """Append one audit row (the loop stops to drain long before the journal could fill)."""
     k = st.ctl[N_JOURNAL]
     if k >= st.jr.shape[0]:
+        st.ctl[C_BUFFER_OVERFLOW] += 1  # the runner turns this into an error
         return
     row = st.jr[k]
     o = st.o[slot]
@@ -124,7 +125,7 @@ def journal_append(
     st.ctl[N_JOURNAL] = k + 1
 
 
-@kernel
+@hot
 def alert(
     st, code: int, severity: int, reason: int, oid: int, inst: int, strat: int, value: int
 ) -> None:
@@ -132,6 +133,7 @@ def alert(
     k = st.ctl[N_ALERTS]
     st.ctl[C_ALERTS] += 1
     if k >= st.al.shape[0]:
+        st.ctl[C_BUFFER_OVERFLOW] += 1
         return
     row = st.al[k]
     row[AL_TS] = st.ctl[CK_NOW]
@@ -145,7 +147,7 @@ def alert(
     st.ctl[N_ALERTS] = k + 1
 
 
-@kernel
+@hot
 def transition(st, slot: int, to_state: int, reason: int, price: int, qty: int) -> bool:
     """Move an order to `to_state` if the table admits it; journal the transition either way."""
     cur = st.o[slot, O_STATUS]
@@ -169,7 +171,7 @@ def transition(st, slot: int, to_state: int, reason: int, price: int, qty: int) 
     return True
 
 
-@kernel
+@hot
 def alloc_order(
     st, inst: int, strat: int, side: int, otype: int, tif: int, flags: int, price: int, qty: int
 ) -> int:
@@ -212,7 +214,7 @@ def alloc_order(
     return slot
 
 
-@kernel
+@hot
 def free_order(st, slot: int) -> None:
     """Return a terminal order's slot to the pool (its id goes stale)."""
     st.o[slot, O_OID] = -1
@@ -222,7 +224,7 @@ def free_order(st, slot: int) -> None:
     st.ctl[N_LIVE] -= 1
 
 
-@kernel
+@hot
 def release_if_done(st, slot: int) -> bool:
     """Free the slot once the order is terminal, off the venue and no report is in flight."""
     o = st.o[slot]

@@ -9,7 +9,7 @@ currency: price_ticks * tick * lots * lot * multiplier.
 from __future__ import annotations
 
 from engine.codes import A_DRAWDOWN, R_DRAWDOWN, SEV_CRITICAL, SIDE_BUY_CODE, TS_ACTIVE
-from engine.jit import kernel
+from engine.jit import hot, kernel
 from engine.oms import alert
 from engine.state import (
     CF_MAX_DRAWDOWN,
@@ -30,22 +30,23 @@ from engine.state import (
     RF_PEAK,
     RI_STATE,
 )
+from engine.stats import C_BUFFER_OVERFLOW
 
 
-@kernel
+@hot
 def money(st, inst: int, ticks_lots: float) -> float:
     """Quote-currency value of ticks*lots of an instrument."""
     f = st.instf[inst]
     return ticks_lots * f[IF_TICK] * f[IF_LOT] * f[IF_MULT]
 
 
-@kernel
+@hot
 def fee_of(st, inst: int, price: int, qty: int, rate: float) -> float:
     """Fee in quote currency for a fill (rate on notional; negative is a rebate)."""
     return money(st, inst, float(price) * float(qty)) * rate
 
 
-@kernel
+@hot
 def apply_fill(st, row: int, inst: int, side: int, price: int, qty: int, fee: float) -> None:
     """Book a fill into the position, average cost, realised PnL and fees of `row`."""
     pi = st.pi[row, inst]
@@ -70,7 +71,7 @@ def apply_fill(st, row: int, inst: int, side: int, price: int, qty: int, fee: fl
     pf[PF_FEES] += fee
 
 
-@kernel
+@hot
 def unrealized(st, row: int, inst: int) -> float:
     """Open PnL of `row` in `inst` at the mark (0 without a mark)."""
     pos = st.pi[row, inst, PI_POS]
@@ -80,7 +81,7 @@ def unrealized(st, row: int, inst: int) -> float:
     return money(st, inst, float(mark_x2) * 0.5 * float(pos) - st.pf[row, inst, PF_COST])
 
 
-@kernel
+@hot
 def equity(st, row: int) -> float:
     """Realised + unrealised - fees of one strategy row over all instruments."""
     total = 0.0
@@ -90,10 +91,9 @@ def equity(st, row: int) -> float:
     return total
 
 
-@kernel
-def check_drawdown(st, row: int) -> bool:
-    """Track peak equity and drawdown; trip the row's trading state past the limit."""
-    eq = equity(st, row)
+@hot
+def track_drawdown(st, row: int, eq: float) -> bool:
+    """Track peak equity and drawdown of a row at equity `eq`; trip it past the limit."""
     rf = st.rf[row]
     if eq > rf[RF_PEAK]:
         rf[RF_PEAK] = eq
@@ -108,17 +108,30 @@ def check_drawdown(st, row: int) -> bool:
     return False
 
 
+@hot
+def check_drawdown(st, row: int) -> bool:
+    """Drawdown check after a fill (track_drawdown at the row's equity now)."""
+    return track_drawdown(st, row, equity(st, row))
+
+
 @kernel
 def sample_equity(st) -> None:
-    """Append one point of the equity curve (all rows) if there is room."""
-    k = st.ctl[N_EQUITY]
-    if k >= st.eq.shape[0]:
-        return
+    """Append one point of the equity curve (all rows) if there is room.
+
+    Each sample also checks every row's drawdown at the mark: a position losing value while
+    nothing trades must trip the limit too, not only at its next fill.
+    """
     total = 0.0
     net = 0
     for row in range(st.pi.shape[0]):
-        total += equity(st, row)
+        eq = equity(st, row)
+        track_drawdown(st, row, eq)
+        total += eq
         net += st.pi[row, 0, PI_POS]
+    k = st.ctl[N_EQUITY]
+    if k >= st.eq.shape[0]:
+        st.ctl[C_BUFFER_OVERFLOW] += 1
+        return
     st.eq[k, 0] = st.ctl[CK_NOW]
     st.eq[k, 1] = net
     st.eqf[k] = total

@@ -44,7 +44,7 @@ from engine.codes import (
     TS_HALTED,
     TS_REDUCE_ONLY,
 )
-from engine.jit import hot, kernel
+from engine.jit import hot
 from engine.oms import alert
 from engine.portfolio import money
 from engine.state import (
@@ -105,7 +105,7 @@ def mid_x2(st, inst: int) -> int:
     return 2 * mk[MK_LAST_PX]
 
 
-@kernel
+@hot
 def effective_state(st, row: int) -> int:
     """The stricter of the engine's trading state and the strategy row's own."""
     g = st.ctl[CK_TRADING_STATE]
@@ -113,12 +113,12 @@ def effective_state(st, row: int) -> int:
     return g if g > s else s
 
 
-@kernel
+@hot
 def _ring_base(st) -> int:
     return st.rings.shape[1] - 4 * CANCEL_RING
 
 
-@kernel
+@hot
 def pre_trade(
     st, row: int, inst: int, side: int, price: int, qty: int, otype: int, flags: int
 ) -> int:
@@ -177,7 +177,7 @@ def pre_trade(
     return R_NONE
 
 
-@kernel
+@hot
 def record_submit(st, row: int) -> None:
     """Remember the submit time for the rate limit."""
     size = _ring_base(st)
@@ -185,7 +185,7 @@ def record_submit(st, row: int) -> None:
     st.ri[row, RI_SUBMIT_POS] += 1
 
 
-@kernel
+@hot
 def surveil_cancel(st, slot: int, row: int) -> None:
     """Spoofing and layering checks when an order is canceled by its owner."""
     o = st.o[slot]

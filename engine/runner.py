@@ -39,7 +39,7 @@ from engine.data.stream import EventStream
 from engine.errors import CockpitError, UsageError
 from engine.events import EVENT_DTYPE
 from engine.jit import entry
-from engine.loop import run_chunk
+from engine.loop import run_chunk, strategy_fault
 from engine.oms import alert
 from engine.portfolio import sample_equity
 from engine.state import (
@@ -49,6 +49,7 @@ from engine.state import (
     CK_CURSOR,
     CK_DATA_EVENTS,
     CK_ENGINE_EVENTS,
+    CK_FAULT,
     CK_NOW,
     F_N,
     FILL_COLUMNS,
@@ -63,11 +64,14 @@ from engine.state import (
     N_JOURNAL,
     N_JOURNAL_DRAINED,
     RI_ENABLED,
+    RI_FAULT_HOOK,
+    RI_FAULT_TS,
     EngineState,
     new_state,
 )
-from engine.stats import C_HEAP_OVERFLOW, COUNTER_NAMES
+from engine.stats import C_BUFFER_OVERFLOW, C_HEAP_OVERFLOW, COUNTER_NAMES
 from engine.strategy import (
+    HOOKS,
     _NoStrategy,
     compile_hooks,
     make_rows,
@@ -75,6 +79,7 @@ from engine.strategy import (
 )
 
 INT64_MAX = np.iinfo(np.int64).max
+_NO_LATENCY = np.zeros(0, np.int64)
 
 
 class EngineError(CockpitError):
@@ -91,6 +96,8 @@ def _call_all(st, rows, hook, enabled_only: bool) -> int:
             continue
         st.ctl[CK_CUR_STRAT] = j
         hook(rows[j], st)
+        if st.ctl[CK_FAULT] != 0:
+            strategy_fault(st, j)
     st.ctl[CK_CUR_STRAT] = -1
     return rows.shape[0]
 
@@ -156,9 +163,7 @@ class Engine:
             )
         self.events = ev
         self.rows = make_rows(self.strategy_cls, instances or [])
-        self.state: EngineState = new_state(
-            n_inst, len(self.rows), max_orders=self.config.max_orders
-        )
+        self.state: EngineState = new_state(n_inst, len(self.rows), **self.config.capacities())
         configure(self.state, self.config, stream.instruments)
         self.subs_start, self.subs_idx = subscriptions(self.rows, n_inst)
         if strategy_cls is None:
@@ -174,6 +179,8 @@ class Engine:
         self.finished = False
         self.last_stop = STOP_CHUNK_DONE
         self.wall_seconds = 0.0
+        self.latency_out: np.ndarray | None = None
+        """When set (int64 array), each event's cycle count is written there per chunk."""
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -221,7 +228,9 @@ class Engine:
         """Run fn; a strategy exception disables that instance and is recorded."""
         while True:
             try:
-                return fn()
+                out = fn()
+                self._collect_faults()
+                return out
             except CockpitError:
                 raise
             except Exception as exc:  # raised inside a jitted strategy hook
@@ -232,6 +241,24 @@ class Engine:
                 self.state.ri[j, RI_ENABLED] = 0
                 alert(self.state, A_STRATEGY_ERROR, SEV_CRITICAL, 0, -1, -1, j, 0)
                 self.faults.append(StrategyFault(j, self.now, f"{type(exc).__name__}: {exc}"))
+
+    def _collect_faults(self) -> None:
+        """Record the instances the loop disabled because a hook raised (engine/strategy.py
+        guards every hook: numba cannot pass an exception through the loop's hook calls)."""
+        ri = self.state.ri
+        known = {f.instance for f in self.faults}
+        new = [j for j in np.flatnonzero(ri[: len(self.rows), RI_ENABLED] == 0) if j not in known]
+        for j in sorted(new, key=lambda j: (ri[j, RI_FAULT_TS], j)):
+            code = int(ri[j, RI_FAULT_HOOK])
+            hook = HOOKS[code - 1] if 1 <= code <= len(HOOKS) else "a hook"
+            self.faults.append(
+                StrategyFault(
+                    int(j),
+                    int(ri[j, RI_FAULT_TS]),
+                    f"{self.strategy_cls.__name__}.{hook} raised an exception (compiled code "
+                    "keeps no message); the instance is disabled",
+                )
+            )
 
     def run(
         self,
@@ -261,6 +288,7 @@ class Engine:
                     step,
                     break_mask,
                     stop_ts,
+                    self._latency_view(),
                 )
 
             reason = self._guarded(call)
@@ -269,6 +297,7 @@ class Engine:
             left -= self.events_processed - before
             if st.ctl[C_HEAP_OVERFLOW]:
                 raise EngineError("the scheduled-event heap overflowed; raise its capacity")
+            self._check_buffers()
             if reason == STOP_BUFFER_FULL:
                 self.drain()
                 continue
@@ -277,6 +306,13 @@ class Engine:
         self.last_stop = reason
         self.wall_seconds += time.perf_counter() - t0
         return reason
+
+    def _latency_view(self) -> np.ndarray:
+        """Where this chunk's per-event cycle counts go (index = events processed so far)."""
+        if self.latency_out is None:
+            return _NO_LATENCY
+        pos = min(self.events_processed, len(self.latency_out))
+        return self.latency_out[pos:]
 
     def step(self, n: int = 1) -> int:
         """Process exactly n events (data or scheduled) unless the data ends first."""
@@ -287,7 +323,21 @@ class Engine:
         self.start()
         stamped = Command(cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d, self.now, self.events_processed)
         self.commands.append(stamped)
-        return int(apply_command(self.state, cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d))
+        self.drain()  # a command may write many rows at once (cancel all, flatten)
+        out = int(apply_command(self.state, cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d))
+        self._check_buffers()
+        return out
+
+    def _check_buffers(self) -> None:
+        """Rows can only be lost when one event or command outgrew a buffer: say so."""
+        if self.state.ctl[C_BUFFER_OVERFLOW]:
+            st = self.state
+            raise EngineError(
+                f"{int(st.ctl[C_BUFFER_OVERFLOW])} journal, fill, alert or equity rows did not "
+                "fit: one event or command wrote more than a buffer holds; raise "
+                f"journal_capacity ({st.jr.shape[0]}), fills_capacity ({st.fl.shape[0]}), "
+                f"alerts_capacity ({st.al.shape[0]}) or equity_capacity ({st.eq.shape[0]})"
+            )
 
     def replay_commands(self, commands: list[Command]) -> int:
         """Run to the end applying recorded commands at the event counts they were applied."""
@@ -295,6 +345,11 @@ class Engine:
             gap = cmd.after_events - self.events_processed
             if gap > 0:
                 self.run(max_events=gap)
+            if cmd.ts > self.now:
+                # Applied after a run that stopped at a time (BREAK_TIME moves the clock to
+                # it without an event): move the clock the same way, or the command and the
+                # orders it sends would carry an earlier time than they did.
+                self.state.ctl[CK_NOW] = cmd.ts
             self.command(cmd)
         return self.run()
 

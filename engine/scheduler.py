@@ -6,7 +6,7 @@ come out in the order they were scheduled: a fixed tie-break, part of determinis
 
 from __future__ import annotations
 
-from engine.jit import hot, kernel
+from engine.jit import hot
 from engine.state import (
     CK_SEQ,
     H_AUX,
@@ -24,14 +24,14 @@ from engine.stats import C_HEAP_OVERFLOW
 NEVER = 9223372036854775807
 
 
-@kernel
+@hot
 def _less(h, a: int, b: int) -> bool:
     if h[a, H_TS] != h[b, H_TS]:
         return h[a, H_TS] < h[b, H_TS]
     return h[a, H_SEQ] < h[b, H_SEQ]
 
 
-@kernel
+@hot
 def _swap(h, a: int, b: int) -> None:
     for c in range(H_N):
         t = h[a, c]
@@ -39,7 +39,7 @@ def _swap(h, a: int, b: int) -> None:
         h[b, c] = t
 
 
-@kernel
+@hot
 def schedule(st, ts: int, kind: int, ref: int, aux: int, aux2: int, aux3: int) -> bool:
     """Push an event; False (and a counter the runner turns into an error) if full."""
     h = st.hp
@@ -75,7 +75,7 @@ def next_time(st) -> int:
     return st.hp[0, H_TS]
 
 
-@kernel
+@hot
 def pop(st):
     """Remove the earliest event: (ts, kind, ref, aux, aux2, aux3). Heap must be non-empty."""
     h = st.hp

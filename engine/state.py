@@ -64,7 +64,7 @@ O_OID: Final = 17  # public id (generation << SLOT_BITS | slot), -1 when free
 O_CID: Final = 18  # client order id, a sequence never reused
 O_GEN: Final = 19  # slot generation
 O_INFLIGHT: Final = 20  # scheduled events still referring to this order
-O_NXT: Final = 21  # next resting order of the same instrument and side (-1: end)
+O_NXT: Final = 21  # next resting order at the same price level, in time order (-1: last)
 O_PRV: Final = 22
 O_FREE: Final = 23  # o[k, O_FREE] is entry k of the free-slot stack (not about order k)
 O_N: Final = 24
@@ -147,7 +147,9 @@ RI_OPEN_ORDERS: Final = 2
 RI_SUBMIT_POS: Final = 3
 RI_CANCEL_POS: Final = 4
 RI_LAST_LAYER: Final = 5  # time of the last layering alert
-RI_N: Final = 6
+RI_FAULT_TS: Final = 6  # when the instance raised (RI_ENABLED 0)
+RI_FAULT_HOOK: Final = 7  # which hook raised: position in engine.strategy.HOOKS, plus one
+RI_N: Final = 8
 RF_PEAK: Final = 0
 RF_MAX_DD: Final = 1
 RF_N: Final = 2
@@ -166,12 +168,20 @@ MK_LAST_PX: Final = 4  # last recorded trade
 MK_LAST_TS: Final = 5
 MK_MARK_X2: Final = 6  # twice the mark price in ticks
 MK_CONS_N: Final = 7  # entries in the consumed-liquidity table
-MK_REST_BID: Final = 8  # first resting order of ours on the bid (-1: none)
-MK_REST_ASK: Final = 9
+MK_LV_BID: Final = 8  # price levels holding resting orders of ours on the bid (in `lv`)
+MK_LV_ASK: Final = 9
 MK_MAX_ORDER_QTY: Final = 10  # lots (0: off)
 MK_MAX_POSITION: Final = 11  # lots per strategy (0: off)
 MK_SPOOF_MIN_QTY: Final = 12  # lots (0: off)
 MK_N: Final = 13
+# ---- our resting orders by price level, int64 [instruments, 2 sides, own_levels, LV_N]:
+# levels sorted like the book, best at the end (bids ascending, asks descending); each level
+# holds a FIFO of order slots linked through O_NXT / O_PRV.
+LV_PX: Final = 0
+LV_FIRST: Final = 1
+LV_LAST: Final = 2
+LV_COUNT: Final = 3
+LV_N: Final = 4
 CS_PX: Final = 0  # columns of the consumed-liquidity table [instruments, capacity, 3]
 CS_SIDE: Final = 1
 CS_QTY: Final = 2
@@ -196,6 +206,7 @@ CK_NEXT_EQUITY: Final = 8
 CK_STOP_FLAGS: Final = 9  # BREAK_* bits raised by the current event
 CK_LAST_DATA_TS: Final = 10
 CK_LAST_STATUS: Final = 11  # OMS state of the order the last report was about
+CK_FAULT: Final = 12  # set by a strategy hook's guard when the hook raised (its code)
 # settings
 CI_ENTRY_LATENCY: Final = 16  # ns from submit to the venue
 CI_CANCEL_LATENCY: Final = 17
@@ -251,7 +262,8 @@ class EngineState(NamedTuple):
     ri: np.ndarray  # int64 [rows, RI_N] per strategy row
     rf: np.ndarray  # float64 [rows, RF_N] peak equity, worst drawdown
     rings: np.ndarray  # int64 [rows, submit_ring + 4 * CANCEL_RING] rate limit and cancels
-    mk: np.ndarray  # int64 [instruments, MK_N] market view, limits, resting-list heads
+    mk: np.ndarray  # int64 [instruments, MK_N] market view, limits, own level counts
+    lv: np.ndarray  # int64 [instruments, 2, own_levels, LV_N] our resting orders by level
     cons: np.ndarray  # int64 [instruments, consumed_capacity, 3] liquidity our fills used
     eq: np.ndarray  # int64 [equity_capacity, 2] equity samples: time, net position of inst 0
     eqf: np.ndarray  # float64 [equity_capacity] equity samples: equity of all rows
@@ -313,6 +325,7 @@ def new_state(
     book_capacity: int = DEFAULT_CAPACITY,
     consumed_capacity: int = 64,
     submit_ring: int = 64,
+    own_levels: int = 1024,
 ) -> EngineState:
     """Allocate a zeroed engine state (engine.config.configure fills in the settings)."""
     i, s, m = int(n_instruments), int(n_strategies) + 1, int(max_orders)
@@ -327,8 +340,6 @@ def new_state(
     ri[:, RI_ENABLED] = 1
     ri[:, RI_LAST_LAYER] = np.iinfo(np.int64).min
     mk = np.zeros((i, MK_N), np.int64)
-    mk[:, MK_REST_BID] = -1
-    mk[:, MK_REST_ASK] = -1
     ctl = np.zeros(N_CTL, np.int64)
     ctl[CK_CUR_STRAT] = -1
     ctl[CK_NEXT_CID] = 1
@@ -350,6 +361,7 @@ def new_state(
         rf=np.zeros((s, RF_N), np.float64),
         rings=rings,
         mk=mk,
+        lv=np.zeros((i, 2, int(own_levels), LV_N), np.int64),
         cons=np.zeros((i, int(consumed_capacity), 3), np.int64),
         eq=np.zeros((int(equity_capacity), 2), np.int64),
         eqf=np.zeros(int(equity_capacity), np.float64),

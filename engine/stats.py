@@ -21,6 +21,7 @@ C_TAKER_FILLS: Final = STATS_BASE + 11
 C_FILLED_LOTS: Final = STATS_BASE + 12
 C_STRATEGY_CALLS: Final = STATS_BASE + 13
 C_CONSUMED_EVICTED: Final = STATS_BASE + 14
+C_BUFFER_OVERFLOW: Final = STATS_BASE + 15  # rows lost: one event outgrew a buffer
 
 COUNTER_NAMES: Final = {
     C_ORDERS_SUBMITTED: "orders_submitted",
@@ -38,4 +39,5 @@ COUNTER_NAMES: Final = {
     C_FILLED_LOTS: "filled_lots",
     C_STRATEGY_CALLS: "strategy_calls",
     C_CONSUMED_EVICTED: "consumed_entries_evicted",
+    C_BUFFER_OVERFLOW: "buffer_overflow",
 }

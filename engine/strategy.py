@@ -10,10 +10,12 @@ A user writes::
             ...  # numba-compatible Python; self.half_spread reads, self.bid = oid writes
 
 `params` and `state` declare fields with defaults (int -> int64, float -> float64, bool ->
-bool). Every instance is one row of a structured array holding both, so thousands of
-instances share one array, the optimizer sweeps params by writing columns, and a checkpoint
-is a copy. Inside hooks `self` is that row (a numba record) and `ctx` is the engine state;
-engine.strategy_api has the calls a strategy makes.
+bool; a 1-D numpy array -> a fixed-size array field, e.g. a rolling window or a ring of
+order ids: `state = {"window": np.zeros(64)}`, used as `self.window[k]`). Every instance is
+one row of a structured array holding both, so thousands of instances share one array, the
+optimizer sweeps params by writing columns, and a checkpoint is a copy. Inside hooks `self`
+is that row (a numba record) and `ctx` is the engine state; engine.strategy_api has the
+calls a strategy makes.
 
 Hooks (all optional, all return nothing):
 - on_start(self, ctx): once, before the first event;
@@ -28,15 +30,29 @@ Subscriptions: an instance receives on_data for the instruments named by its `in
 
 Hooks are compiled with explicit signatures and passed to the loop as first-class functions,
 so the loop itself is compiled once per strategy layout and cached on disk.
+
+A hook that raises: numba cannot carry an exception through a first-class function call (it
+prints it and carries on), so each hook is called through a small generated guard that
+catches the exception and sets `ctl[CK_FAULT]`; the loop then disables that instance with an
+A_STRATEGY_ERROR alert and goes on (engine/loop.py `strategy_fault`). Guards are generated
+as files in numba's cache directory, named after a hash of the hook's source, so that numba
+caches them on disk like the hooks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import inspect
+import os
 import re
+import sys
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from numba import njit, typeof, types
 from numba.core.errors import NumbaError, NumbaExperimentalFeatureWarning
@@ -45,8 +61,10 @@ from numba.np.numpy_support import from_dtype
 
 from engine.errors import CockpitError, UsageError
 from engine.events import EVENT_DTYPE
+from engine.state import CK_FAULT
 
 _KEEP_ALIVE: list = []  # compiled hooks must outlive the function pointers handed out
+_COMPILED: dict = {}  # (class, hook signatures) -> the compiled hooks (compile_hooks)
 
 HOOKS = ("on_start", "on_data", "on_tick", "on_order_update", "on_stop")
 
@@ -85,7 +103,14 @@ class _NoStrategy(Strategy):
     """Stands in when a run has no strategy (the loop always takes hooks)."""
 
 
-def _field_type(cls_name: str, name: str, value: Any) -> np.dtype:
+def _field_type(cls_name: str, name: str, value: Any):
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.dtype.kind not in "ifb" or len(value) == 0:
+            raise StrategyError(
+                f"{cls_name}: array field {name!r} must be a non-empty 1-D int, float or bool "
+                f"array, got {value.dtype} with shape {value.shape}"
+            )
+        return (value.dtype, value.shape)
     if isinstance(value, bool):
         return np.dtype(np.bool_)
     if isinstance(value, (int, np.integer)):
@@ -105,10 +130,13 @@ def strategy_dtype(cls: type) -> np.dtype:
     both = set(params) & set(state)
     if both:
         raise StrategyError(f"{cls.__name__}: {sorted(both)} declared in both params and state")
-    fields = [(k, _field_type(cls.__name__, k, v)) for k, v in {**params, **state}.items()]
+    fields = []
+    for k, v in {**params, **state}.items():
+        t = _field_type(cls.__name__, k, v)
+        fields.append((k, *t) if isinstance(t, tuple) else (k, t))
     if not fields:
         fields = [("_unused", np.dtype(np.int64))]
-    for name, _ in fields:
+    for name, *_ in fields:
         if not name.isidentifier() or name.startswith("__"):
             raise StrategyError(f"{cls.__name__}: field name {name!r} is not an identifier")
     return np.dtype(fields)
@@ -127,6 +155,8 @@ def make_rows(cls: type, overrides: list[dict[str, Any]]) -> np.ndarray:
             if key not in dt.names:
                 known = ", ".join(getattr(cls, "params", {}))
                 raise UsageError(f"{cls.__name__}: unknown parameter {key!r} (known: {known})")
+            if dt.fields[key][0].shape:
+                raise UsageError(f"{cls.__name__}: {key!r} is an array field, not a parameter")
             kind = dt.fields[key][0].kind
             try:
                 if kind == "i":
@@ -169,6 +199,7 @@ def subscriptions(rows: np.ndarray, n_instruments: int) -> tuple[np.ndarray, np.
 
 
 _LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_AT = re.compile(r"at (\S+\.py) \((\d+)\)")  # how lowering errors give the place
 
 
 def _compile_error(cls: type, hook: str, exc: Exception) -> StrategyError:
@@ -176,7 +207,7 @@ def _compile_error(cls: type, hook: str, exc: Exception) -> StrategyError:
     where = ""
     fn = getattr(cls, hook)
     src_file = inspect.getsourcefile(fn) or ""
-    for path, line in _LINE.findall(text):
+    for path, line in [*_LINE.findall(text), *_AT.findall(text)]:
         if path == src_file or path.endswith(src_file.rsplit("/", 1)[-1]):
             try:
                 code = open(path, encoding="utf-8").read().splitlines()[int(line) - 1].strip()
@@ -184,8 +215,11 @@ def _compile_error(cls: type, hook: str, exc: Exception) -> StrategyError:
                 code = ""
             where = f" at {path}:{line}: {code}"
             break
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    detail = re.sub(r"\x1b\[[0-9;]*m", "", first)
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    # The first line is often only "Failed in nopython mode pipeline (step: ...)".
+    telling = [ln for ln in lines if not ln.startswith(("Failed in ", "During: "))]
+    detail = (telling or lines or [type(exc).__name__])[0]
     return StrategyError(
         f"strategy {cls.__name__}, method {hook}{where}: numba cannot compile it: {detail}"
     )
@@ -224,20 +258,87 @@ def _compile_one(cls: type, hook: str, fn: Any, sig: Any):
     raise AssertionError("unreachable")
 
 
+_GUARD_SOURCE = '''"""Generated by engine/strategy.py: calls {qualname} and catches its exceptions.
+
+An exception cannot cross the loop's call through a function pointer; this guard turns it
+into a flag the loop sees (ctl[CK_FAULT] = position of the hook in HOOKS, plus one).
+"""
+
+from numba import njit
+
+hook = None  # the compiled hook, set before this guard is compiled
+
+
+@njit(cache={cache}, nogil=True)
+def guard({args}):
+    try:
+        hook({args})
+    except Exception:
+        st.ctl[{fault}] = {code}
+'''
+
+
+def _guard(hook: str, fn: Any, disp: Any, sig: Any):
+    """The guarded hook (a dispatcher compiled for `sig`) that calls the compiled `disp`."""
+    args = ", ".join(("row", "st", "a", "b")[: len(sig.args)])
+    try:
+        origin = Path(inspect.getsourcefile(fn) or "").read_bytes()
+        cache = True
+    except (OSError, TypeError):
+        origin, cache = b"", False  # no source file (a REPL): compiled every time
+    qualname = f"{fn.__module__}.{fn.__qualname__}"
+    source = _GUARD_SOURCE.format(
+        qualname=qualname, cache=cache, args=args, fault=CK_FAULT, code=HOOKS.index(hook) + 1
+    )
+    key = hashlib.sha256(source.encode() + origin + qualname.encode()).hexdigest()[:24]
+    name = f"_cockpit_guard_{key}"
+    module = sys.modules.get(name)
+    if module is None:
+        folder = Path(numba.config.CACHE_DIR or tempfile.gettempdir()) / "guards"
+        path = folder / f"{name}.py"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(source)
+            os.replace(tmp, path)  # atomic: processes compiling at once agree
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    module.hook = disp
+    module.guard.compile(sig)
+    return module.guard
+
+
 def compile_hooks(cls: type, rows: np.ndarray, state: Any, events: np.ndarray) -> tuple:
-    """Compile the five hooks for this row layout and engine state; StrategyError if not."""
+    """Compile the five hooks for this row layout and engine state; StrategyError if not.
+
+    Memoized per (class, signatures): every Engine of one layout shares one compilation.
+    Loading five hooks from numba's disk cache takes tens of ms under the GIL and numba's
+    compiler lock, which serialised the optimizer's parallel evaluations, and each load kept
+    new dispatchers alive for the life of the process.
+    """
     sigs = hook_signatures(rows, state)
+    key = (cls, tuple(sigs[h] for h in HOOKS))
+    done = _COMPILED.get(key)
+    if done is not None:
+        return done
     out = {}
     for hook in HOOKS:
         fn = getattr(cls, hook, None)
         if fn is None or not callable(fn):
             fn = getattr(Strategy, hook)
         disp = _compile_one(cls, hook, fn, sigs[hook])
+        guard = _guard(hook, fn, disp, sigs[hook])
         # A wrapper typed by signature (not by dispatcher identity), so the loop that
         # receives it is compiled once per layout and found in the disk cache next time.
-        out[hook] = CompileResultWAP(disp.overloads[sigs[hook].args])
+        out[hook] = CompileResultWAP(guard.overloads[sigs[hook].args])
         _KEEP_ALIVE.append(disp)
-    return out["on_start"], out["on_data"], out["on_tick"], out["on_order_update"], out["on_stop"]
+        _KEEP_ALIVE.append(guard)
+    done = tuple(out[h] for h in HOOKS)
+    _COMPILED[key] = done
+    return done
 
 
 def load_strategy_class(path: str) -> type:

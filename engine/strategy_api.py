@@ -26,7 +26,7 @@ from engine.codes import (
 from engine.execution import cancel_all as _cancel_all
 from engine.execution import cancel_order as _cancel_order
 from engine.execution import row_of, submit_order
-from engine.jit import kernel
+from engine.jit import hot
 from engine.oms import slot_of
 from engine.portfolio import equity as _equity
 from engine.risk import mid_x2 as _mid_x2
@@ -45,79 +45,79 @@ from engine.state import (
 NO_PRICE = _book.NO_PRICE
 
 
-@kernel
+@hot
 def now(ctx) -> int:
     """Engine time in ns."""
     return ctx.ctl[CK_NOW]
 
 
-@kernel
+@hot
 def me(ctx) -> int:
     """Index of the strategy instance whose hook is running."""
     return ctx.ctl[CK_CUR_STRAT]
 
 
-@kernel
+@hot
 def best_bid(ctx, inst: int) -> int:
     """Best bid in ticks (NO_PRICE when the side is empty)."""
     return _book.best_bid(ctx.book, inst)
 
 
-@kernel
+@hot
 def best_ask(ctx, inst: int) -> int:
     """Best ask in ticks (NO_PRICE when the side is empty)."""
     return _book.best_ask(ctx.book, inst)
 
 
-@kernel
+@hot
 def best_bid_qty(ctx, inst: int) -> int:
     """Lots at the best bid."""
     return _book.best_bid_qty(ctx.book, inst)
 
 
-@kernel
+@hot
 def best_ask_qty(ctx, inst: int) -> int:
     """Lots at the best ask."""
     return _book.best_ask_qty(ctx.book, inst)
 
 
-@kernel
+@hot
 def depth(ctx, inst: int, side: int, price: int) -> int:
     """Lots displayed at a price level."""
     return _book.depth_at(ctx.book, inst, side, price)
 
 
-@kernel
+@hot
 def mid_x2(ctx, inst: int) -> int:
     """Twice the mid in ticks (book, else quotes, else last trade; 0 if unknown)."""
     return _mid_x2(ctx, inst)
 
 
-@kernel
+@hot
 def last_trade(ctx, inst: int) -> int:
     """Price of the last recorded trade (0 before the first)."""
     return ctx.mk[inst, MK_LAST_PX]
 
 
-@kernel
+@hot
 def position(ctx, inst: int) -> int:
     """This instance's position in lots (negative when short)."""
     return ctx.pi[row_of(ctx, me(ctx)), inst, PI_POS]
 
 
-@kernel
+@hot
 def equity(ctx) -> float:
     """This instance's realised + unrealised PnL minus fees, quote currency."""
     return _equity(ctx, row_of(ctx, me(ctx)))
 
 
-@kernel
+@hot
 def open_orders(ctx) -> int:
     """This instance's live orders."""
     return ctx.ri[row_of(ctx, me(ctx)), RI_OPEN_ORDERS]
 
 
-@kernel
+@hot
 def submit(
     ctx, inst: int, side: int, price: int, qty: int, otype: int, tif: int, flags: int
 ) -> int:
@@ -125,64 +125,64 @@ def submit(
     return submit_order(ctx, me(ctx), inst, side, price, qty, otype, tif, flags)
 
 
-@kernel
+@hot
 def buy_limit(ctx, inst: int, price: int, qty: int) -> int:
     """GTC limit buy."""
     return submit_order(ctx, me(ctx), inst, SIDE_BUY_CODE, price, qty, OT_LIMIT, TIF_GTC, 0)
 
 
-@kernel
+@hot
 def sell_limit(ctx, inst: int, price: int, qty: int) -> int:
     """GTC limit sell."""
     return submit_order(ctx, me(ctx), inst, SIDE_SELL_CODE, price, qty, OT_LIMIT, TIF_GTC, 0)
 
 
-@kernel
+@hot
 def post_only(ctx, inst: int, side: int, price: int, qty: int) -> int:
     """GTC limit that the venue rejects rather than let it take liquidity."""
     return submit_order(ctx, me(ctx), inst, side, price, qty, OT_LIMIT, TIF_GTC, OF_POST_ONLY)
 
 
-@kernel
+@hot
 def market(ctx, inst: int, side: int, qty: int) -> int:
     """Market order (walks the book; an unfilled remainder expires)."""
     return submit_order(ctx, me(ctx), inst, side, 0, qty, OT_MARKET, TIF_IOC, 0)
 
 
-@kernel
+@hot
 def cancel(ctx, oid: int) -> bool:
     """Request a cancel (False if the order is unknown, finished or already canceling)."""
     return _cancel_order(ctx, oid, R_CANCEL_REQUEST)
 
 
-@kernel
+@hot
 def cancel_all(ctx) -> int:
     """Cancel every live order of this instance; returns requests sent."""
     return _cancel_all(ctx, me(ctx), R_CANCEL_REQUEST, False)
 
 
-@kernel
+@hot
 def status(ctx, oid: int) -> int:
     """OMS state (ST_*) of an order, or -1 once it has ended and its slot was reused."""
     slot = slot_of(ctx, oid)
     return ctx.o[slot, O_STATUS] if slot >= 0 else -1
 
 
-@kernel
+@hot
 def filled(ctx, oid: int) -> int:
     """Lots of an order reported filled (0 if unknown)."""
     slot = slot_of(ctx, oid)
     return ctx.o[slot, O_FILLED] if slot >= 0 else 0
 
 
-@kernel
+@hot
 def queue_ahead(ctx, oid: int) -> int:
     """Lots ahead of a resting order at its price (the venue model's estimate)."""
     slot = slot_of(ctx, oid)
     return ctx.o[slot, O_QAHEAD] if slot >= 0 else 0
 
 
-@kernel
+@hot
 def set_timer(ctx, at_ns: int, tag: int) -> bool:
     """Call this instance's on_tick at engine time `at_ns` (`tag` is for the user)."""
     return schedule(ctx, at_ns, EV_TIMER, me(ctx), tag, 0, 0)

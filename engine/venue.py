@@ -42,6 +42,7 @@ from engine.codes import (
     R_NO_LIQUIDITY,
     R_POST_ONLY_WOULD_CROSS,
     R_SELF_TRADE_PREVENTED,
+    R_TOO_MANY_LEVELS,
     R_VENUE_ACK,
     SEV_WARNING,
     SIDE_BUY_CODE,
@@ -75,13 +76,18 @@ from engine.state import (
     F_SIDE,
     F_STRAT,
     F_TS,
+    LV_COUNT,
+    LV_FIRST,
+    LV_LAST,
+    LV_N,
+    LV_PX,
     MK_CONS_N,
+    MK_LV_ASK,
+    MK_LV_BID,
     MK_QASK_PX,
     MK_QASK_QTY,
     MK_QBID_PX,
     MK_QBID_QTY,
-    MK_REST_ASK,
-    MK_REST_BID,
     N_FILLS,
     O_CID,
     O_FLAGS,
@@ -102,7 +108,13 @@ from engine.state import (
     O_VFILLED,
     O_VSTATE,
 )
-from engine.stats import C_CONSUMED_EVICTED, C_FILLED_LOTS, C_MAKER_FILLS, C_TAKER_FILLS
+from engine.stats import (
+    C_BUFFER_OVERFLOW,
+    C_CONSUMED_EVICTED,
+    C_FILLED_LOTS,
+    C_MAKER_FILLS,
+    C_TAKER_FILLS,
+)
 
 V_NOT_THERE = 0
 V_RESTING = 1
@@ -114,7 +126,7 @@ CANCEL_REJECT_STATE = -1
 # ----------------------------------------------------------------------------- reports
 
 
-@kernel
+@hot
 def report(st, slot: int, state: int, reason: int) -> None:
     """Send a state report to the engine (arrives after the report latency)."""
     schedule(
@@ -129,7 +141,7 @@ def report(st, slot: int, state: int, reason: int) -> None:
     st.o[slot, O_INFLIGHT] += 1
 
 
-@kernel
+@hot
 def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
     """Record a venue fill and send its report."""
     o = st.o[slot]
@@ -150,6 +162,8 @@ def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
         f[F_QTY] = qty
         st.fee[k] = fee_of(st, inst, price, qty, rate)
         st.ctl[N_FILLS] = k + 1
+    else:
+        st.ctl[C_BUFFER_OVERFLOW] += 1
     if liq == LIQ_MAKER:
         st.ctl[C_MAKER_FILLS] += 1
     else:
@@ -164,7 +178,7 @@ def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
 # ------------------------------------------------------------------ consumed liquidity
 
 
-@kernel
+@hot
 def consumed(st, inst: int, side: int, price: int) -> int:
     """Lots of the displayed level (side, price) our taker fills already used."""
     c = st.cons[inst]
@@ -174,7 +188,7 @@ def consumed(st, inst: int, side: int, price: int) -> int:
     return 0
 
 
-@kernel
+@hot
 def _drop_entry(st, inst: int, k: int) -> None:
     c = st.cons[inst]
     n = st.mk[inst, MK_CONS_N]
@@ -188,7 +202,7 @@ def _drop_entry(st, inst: int, k: int) -> None:
     st.mk[inst, MK_CONS_N] = n - 1
 
 
-@kernel
+@hot
 def consume(st, inst: int, side: int, price: int, qty: int) -> None:
     """Mark `qty` of the displayed level as used by us until the data refreshes it."""
     c = st.cons[inst]
@@ -207,7 +221,7 @@ def consume(st, inst: int, side: int, price: int, qty: int) -> None:
     st.mk[inst, MK_CONS_N] = n + 1
 
 
-@kernel
+@hot
 def refresh_level(st, inst: int, side: int, price: int) -> None:
     """The data set this level anew: what we consumed there is no longer subtracted."""
     c = st.cons[inst]
@@ -217,7 +231,7 @@ def refresh_level(st, inst: int, side: int, price: int) -> None:
             return
 
 
-@kernel
+@hot
 def refresh_all(st, inst: int) -> None:
     """A clear or snapshot: forget everything consumed on the instrument."""
     c = st.cons[inst]
@@ -231,7 +245,7 @@ def refresh_all(st, inst: int) -> None:
 # ------------------------------------------------------------------ opposite liquidity
 
 
-@kernel
+@hot
 def _n_levels(st, inst: int, side: int) -> int:
     """Levels on `side` (the book, else the quote as a one-level book)."""
     b = st.book
@@ -242,7 +256,7 @@ def _n_levels(st, inst: int, side: int) -> int:
     return 1 if q > 0 else 0
 
 
-@kernel
+@hot
 def _level(st, inst: int, side: int, k: int):
     """The k-th best level on `side` as (price, displayed lots)."""
     b = st.book
@@ -257,7 +271,7 @@ def _level(st, inst: int, side: int, k: int):
     return st.mk[inst, MK_QASK_PX], st.mk[inst, MK_QASK_QTY]
 
 
-@kernel
+@hot
 def _within(side: int, level_px: int, limit: int, is_market: bool) -> bool:
     """Whether an opposite level at level_px is reachable by an order of `side` at `limit`."""
     if is_market:
@@ -267,7 +281,7 @@ def _within(side: int, level_px: int, limit: int, is_market: bool) -> bool:
     return level_px >= limit
 
 
-@kernel
+@hot
 def displayed(st, inst: int, side: int, price: int) -> int:
     """Displayed lots at (side, price): the book, else the quote."""
     b = st.book
@@ -280,7 +294,7 @@ def displayed(st, inst: int, side: int, price: int) -> int:
     return mk[MK_QASK_QTY] if mk[MK_QASK_PX] == price else 0
 
 
-@kernel
+@hot
 def available_to(st, inst: int, side: int, limit: int, is_market: bool, want: int) -> int:
     """Opposite lots an order could take up to its limit (stops counting at `want`)."""
     opp = -side
@@ -297,78 +311,126 @@ def available_to(st, inst: int, side: int, limit: int, is_market: bool, want: in
     return total
 
 
-# ----------------------------------------------------------------- resting order lists
+# --------------------------------------------------------------- resting orders by level
 
 
-@kernel
-def _head_col(side: int) -> int:
-    return MK_REST_BID if side == SIDE_BUY_CODE else MK_REST_ASK
+@hot
+def _si(side: int) -> int:
+    return 0 if side == SIDE_BUY_CODE else 1
 
 
-@kernel
-def _ahead_of(st, a: int, b: int) -> bool:
-    """Whether resting order a has priority over b (same instrument and side)."""
-    pa, pb = st.o[a, O_PRICE], st.o[b, O_PRICE]
-    if pa != pb:
-        if st.o[a, O_SIDE] == SIDE_BUY_CODE:
-            return pa > pb
-        return pa < pb
-    return st.o[a, O_CID] < st.o[b, O_CID]
+@hot
+def _count_col(side: int) -> int:
+    return MK_LV_BID if side == SIDE_BUY_CODE else MK_LV_ASK
 
 
-@kernel
-def link(st, slot: int) -> None:
-    """Insert a resting order into its instrument/side list in price-time priority."""
+@hot
+def _better(side: int, a: int, b: int) -> bool:
+    """Whether price a has priority over price b on `side`."""
+    return a > b if side == SIDE_BUY_CODE else a < b
+
+
+@hot
+def find_level(st, inst: int, side: int, price: int) -> int:
+    """Index of our level at `price` on `side` if present, else -(insertion index) - 1.
+
+    Levels are sorted with the best at the end, so a binary search on "is worse than".
+    """
+    lv = st.lv[inst, _si(side)]
+    lo, hi = 0, st.mk[inst, _count_col(side)]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        px = lv[mid, LV_PX]
+        if px == price:
+            return mid
+        if _better(side, price, px):
+            lo = mid + 1
+        else:
+            hi = mid
+    return -lo - 1
+
+
+@hot
+def link(st, slot: int) -> bool:
+    """Queue a resting order at the back of its price level; False if no level slot is free."""
     o = st.o
-    inst = o[slot, O_INST]
-    col = _head_col(o[slot, O_SIDE])
-    cur = st.mk[inst, col]
-    prev = -1
-    while cur >= 0 and _ahead_of(st, cur, slot):
-        prev = cur
-        cur = o[cur, O_NXT]
-    o[slot, O_NXT] = cur
-    o[slot, O_PRV] = prev
-    if cur >= 0:
-        o[cur, O_PRV] = slot
-    if prev >= 0:
-        o[prev, O_NXT] = slot
+    inst, side, price = o[slot, O_INST], o[slot, O_SIDE], o[slot, O_PRICE]
+    lv = st.lv[inst, _si(side)]
+    col = _count_col(side)
+    k = find_level(st, inst, side, price)
+    if k < 0:
+        n = st.mk[inst, col]
+        if n >= lv.shape[0]:
+            return False
+        k = -k - 1
+        for j in range(n, k, -1):
+            for c in range(LV_N):
+                lv[j, c] = lv[j - 1, c]
+        lv[k, LV_PX] = price
+        lv[k, LV_FIRST] = slot
+        lv[k, LV_LAST] = slot
+        lv[k, LV_COUNT] = 1
+        st.mk[inst, col] = n + 1
+        o[slot, O_PRV] = -1
     else:
-        st.mk[inst, col] = slot
+        last = lv[k, LV_LAST]
+        o[last, O_NXT] = slot
+        o[slot, O_PRV] = last
+        lv[k, LV_LAST] = slot
+        lv[k, LV_COUNT] += 1
+    o[slot, O_NXT] = -1
     o[slot, O_VSTATE] = V_RESTING
+    return True
 
 
-@kernel
+@hot
 def unlink(st, slot: int) -> None:
-    """Take a resting order off its list."""
+    """Take a resting order off its level (and the level off the list when it empties)."""
     o = st.o
-    inst = o[slot, O_INST]
-    col = _head_col(o[slot, O_SIDE])
+    inst, side, price = o[slot, O_INST], o[slot, O_SIDE], o[slot, O_PRICE]
+    lv = st.lv[inst, _si(side)]
+    k = find_level(st, inst, side, price)
     nxt, prv = o[slot, O_NXT], o[slot, O_PRV]
     if prv >= 0:
         o[prv, O_NXT] = nxt
     else:
-        st.mk[inst, col] = nxt
+        lv[k, LV_FIRST] = nxt
     if nxt >= 0:
         o[nxt, O_PRV] = prv
+    else:
+        lv[k, LV_LAST] = prv
+    lv[k, LV_COUNT] -= 1
+    if lv[k, LV_COUNT] == 0:
+        col = _count_col(side)
+        n = st.mk[inst, col]
+        for j in range(k, n - 1):
+            for c in range(LV_N):
+                lv[j, c] = lv[j + 1, c]
+        for c in range(LV_N):
+            lv[n - 1, c] = 0
+        st.mk[inst, col] = n - 1
     o[slot, O_NXT] = -1
     o[slot, O_PRV] = -1
     o[slot, O_VSTATE] = V_DONE
 
 
-@kernel
+@hot
 def _own_cross(st, inst: int, side: int, limit: int, is_market: bool) -> int:
     """A resting order of ours on the other side that this order would trade with, or -1."""
-    cur = st.mk[inst, _head_col(-side)]
-    if cur >= 0 and _within(side, st.o[cur, O_PRICE], limit, is_market):
-        return cur
+    opp = -side
+    n = st.mk[inst, _count_col(opp)]
+    if n == 0:
+        return -1
+    best = st.lv[inst, _si(opp), n - 1]
+    if _within(side, best[LV_PX], limit, is_market):
+        return best[LV_FIRST]
     return -1
 
 
 # ------------------------------------------------------------------------ order entry
 
 
-@kernel
+@hot
 def order_arrive(st, slot: int) -> None:
     """A new order reaches the venue: reject, take liquidity, rest or expire."""
     o = st.o[slot]
@@ -429,10 +491,12 @@ def order_arrive(st, slot: int) -> None:
     # The GTC remainder rests behind what is displayed at its price.
     o[O_QAHEAD] = displayed(st, inst, side, limit)
     o[O_PTRADE] = 0
-    link(st, slot)
+    if not link(st, slot):
+        o[O_VSTATE] = V_DONE
+        report(st, slot, ST_EXPIRED, R_TOO_MANY_LEVELS)
 
 
-@kernel
+@hot
 def cancel_arrive(st, slot: int) -> None:
     """A cancel request reaches the venue."""
     if st.o[slot, O_VSTATE] == V_RESTING:
@@ -449,45 +513,49 @@ def cancel_arrive(st, slot: int) -> None:
 def has_interest(st, inst: int) -> bool:
     """Whether market data of `inst` can affect our orders (resting ones or consumed levels)."""
     mk = st.mk[inst]
-    return mk[MK_REST_BID] >= 0 or mk[MK_REST_ASK] >= 0 or mk[MK_CONS_N] > 0
+    return mk[MK_LV_BID] > 0 or mk[MK_LV_ASK] > 0 or mk[MK_CONS_N] > 0
 
 
 @kernel
 def on_level(st, inst: int, side: int, price: int, old_qty: int, new_qty: int) -> None:
     """A data row sets (side, price) from old_qty to new_qty: refresh and move queues."""
     refresh_level(st, inst, side, price)
+    k = find_level(st, inst, side, price)
+    if k < 0:
+        return
     o = st.o
-    cur = st.mk[inst, _head_col(side)]
     proportional = st.ctl[CI_QUEUE_MODEL] == QM_PROPORTIONAL
+    cur = st.lv[inst, _si(side), k, LV_FIRST]
     while cur >= 0:
-        if o[cur, O_PRICE] == price:
-            ahead = o[cur, O_QAHEAD]
-            if proportional and new_qty < old_qty and ahead > 0:
-                dec = old_qty - new_qty
-                traded = o[cur, O_PTRADE]
-                explained = traded if traded < dec else dec
-                o[cur, O_PTRADE] = traded - explained
-                cancels = dec - explained
-                if cancels > 0 and old_qty > 0:
-                    ahead -= cancels * ahead // old_qty
-            else:
-                o[cur, O_PTRADE] = 0
-            if ahead > new_qty:
-                ahead = new_qty
-            o[cur, O_QAHEAD] = ahead if ahead > 0 else 0
+        ahead = o[cur, O_QAHEAD]
+        if proportional and new_qty < old_qty and ahead > 0:
+            dec = old_qty - new_qty
+            traded = o[cur, O_PTRADE]
+            explained = traded if traded < dec else dec
+            o[cur, O_PTRADE] = traded - explained
+            cancels = dec - explained
+            if cancels > 0 and old_qty > 0:
+                ahead -= cancels * ahead // old_qty
+        else:
+            o[cur, O_PTRADE] = 0
+        if ahead > new_qty:
+            ahead = new_qty
+        o[cur, O_QAHEAD] = ahead if ahead > 0 else 0
         cur = o[cur, O_NXT]
 
 
 @kernel
 def on_snapshot_done(st, inst: int) -> None:
     """After a full snapshot: queues cannot be longer than what is displayed now."""
-    for col in (MK_REST_BID, MK_REST_ASK):
-        cur = st.mk[inst, col]
-        while cur >= 0:
-            shown = displayed(st, inst, st.o[cur, O_SIDE], st.o[cur, O_PRICE])
-            if st.o[cur, O_QAHEAD] > shown:
-                st.o[cur, O_QAHEAD] = shown
-            cur = st.o[cur, O_NXT]
+    for side in (SIDE_BUY_CODE, SIDE_SELL_CODE):
+        lv = st.lv[inst, _si(side)]
+        for k in range(st.mk[inst, _count_col(side)]):
+            shown = displayed(st, inst, side, lv[k, LV_PX])
+            cur = lv[k, LV_FIRST]
+            while cur >= 0:
+                if st.o[cur, O_QAHEAD] > shown:
+                    st.o[cur, O_QAHEAD] = shown
+                cur = st.o[cur, O_NXT]
 
 
 @kernel
@@ -503,30 +571,43 @@ def on_trade(
             aggressor = SIDE_SELL_CODE
         else:
             return
-    maker_side = -aggressor
+    maker = -aggressor
     o = st.o
+    lv = st.lv[inst, _si(maker)]
     volume = qty
-    cur = st.mk[inst, _head_col(maker_side)]
-    while cur >= 0 and volume > 0:
-        nxt = o[cur, O_NXT]
-        px = o[cur, O_PRICE]
-        better = px > price if maker_side == SIDE_BUY_CODE else px < price
+    # Best level first (the end of the sorted levels); levels may vanish as orders fill, so
+    # re-read the count and walk down from the top each time.
+    while volume > 0:
+        n = st.mk[inst, _count_col(maker)]
+        if n == 0:
+            break
+        px = lv[n - 1, LV_PX]
+        better = _better(maker, px, price)
         if not better and px != price:
-            break  # the list is in priority order: nothing further can trade
-        if not better:
-            ahead = o[cur, O_QAHEAD]
-            eat = ahead if ahead < volume else volume
-            o[cur, O_QAHEAD] = ahead - eat
-            o[cur, O_PTRADE] += eat
-            volume -= eat
-        if volume > 0 and (better or o[cur, O_QAHEAD] == 0):
-            left = o[cur, O_QTY] - o[cur, O_VFILLED]
-            take = left if left < volume else volume
-            if take > 0:
-                fill(st, cur, px, take, LIQ_MAKER)
-                volume -= take
-                if not better:
-                    o[cur, O_PTRADE] += take
-                if o[cur, O_VFILLED] >= o[cur, O_QTY]:
-                    unlink(st, cur)
-        cur = nxt
+            break  # our best level is worse than the print: nothing of ours traded
+        filled_any = False
+        cur = lv[n - 1, LV_FIRST]
+        while cur >= 0 and volume > 0:
+            nxt = o[cur, O_NXT]
+            if not better:
+                ahead = o[cur, O_QAHEAD]
+                eat = ahead if ahead < volume else volume
+                o[cur, O_QAHEAD] = ahead - eat
+                o[cur, O_PTRADE] += eat
+                volume -= eat
+            if volume > 0 and (better or o[cur, O_QAHEAD] == 0):
+                left = o[cur, O_QTY] - o[cur, O_VFILLED]
+                take = left if left < volume else volume
+                if take > 0:
+                    fill(st, cur, px, take, LIQ_MAKER)
+                    volume -= take
+                    filled_any = True
+                    if not better:
+                        o[cur, O_PTRADE] += take
+                    if o[cur, O_VFILLED] >= o[cur, O_QTY]:
+                        unlink(st, cur)
+            cur = nxt
+        if not better or not filled_any:
+            break  # a print at our price ends here; a better level not emptied keeps the rest
+        if st.mk[inst, _count_col(maker)] == n:
+            break  # the level did not empty: what is left of the print stayed there

@@ -1,0 +1,130 @@
+"""The cockpit application: composition of the bridge, the key table, themes and screens.
+
+The engine runs in a Textual thread worker (`EngineBridge.serve`); this app only reads the
+bridge's newest snapshot on a timer and hands it to the panes. Actions live in
+cockpit/actions.py, keys in cockpit/bindings.py, panes in cockpit/widgets/.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Callable
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding
+
+from cockpit.actions import ActionsMixin
+from cockpit.bindings import BINDINGS
+from cockpit.bridge import EngineBridge
+from cockpit.commands import CockpitCommands
+from cockpit.screens.error import ErrorScreen
+from cockpit.screens.main import MainScreen
+from cockpit.widgets.ladder import LadderState
+from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS, resolve
+
+POLL_HZ = 30.0
+"""Snapshot reads per second (the design asks for 10 to 30)."""
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread waiting for the GIL waits at most (Python's default is 0.005)."""
+FOLLOW_UP_POLL = 0.015
+"""Seconds after a request when the app looks again: the engine thread answers between
+chunks (about 10 ms apart), so the effect of a key shows before the next timer tick."""
+
+
+class CockpitApp(ActionsMixin, App[int]):
+    """Panes over an engine thread; see the module docstring."""
+
+    TITLE = "cockpit"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[Binding]] = BINDINGS
+    COMMANDS = App.COMMANDS | {CockpitCommands}
+
+    def __init__(
+        self,
+        bridge: EngineBridge,
+        *,
+        theme: str = DEFAULT_THEME,
+        keymap: dict[str, str] | None = None,
+        poll_hz: float = POLL_HZ,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.bridge_clock = clock or bridge.clock
+        self.keymap_overrides: dict[str, str] = dict(keymap or {})
+        self.initial_theme = resolve(theme)
+        self.poll_hz = poll_hz
+        self.ladder_state = LadderState()
+        self.orders_filter = "all"
+        self.current_tab = "orders"
+        self.main_screen = MainScreen(id="main")
+        self._last_seq = -1
+        self._msg_seen = 0
+        self._failure_shown = False
+        self.frames = 0
+        """Snapshots drawn so far (the UI benchmark counts them)."""
+        for t in THEMES:
+            self.register_theme(t)
+        self.theme = self.initial_theme  # before the first frame: no repaint in another theme
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """The cockpit's variables ($bid, $ask, ...) for any theme that lacks them."""
+        return dict(VARIABLE_DEFAULTS)
+
+    def get_default_screen(self) -> MainScreen:
+        """The panes."""
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        """Themes, keymap, the engine worker and the poll timer."""
+        if self.keymap_overrides:
+            self.set_keymap(self.keymap_overrides)
+        if self.bridge.threaded:
+            # The engine thread needs the GIL for a moment between chunks; by default a
+            # thread waits up to 5 ms for it while the UI thread runs Python.
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            self.run_worker(self.bridge.serve, thread=True, name="engine", exit_on_error=False)
+        self.set_interval(1 / self.poll_hz, self.poll)
+        self.call_after_refresh(self.poll)
+        # Everything allocated so far (numba, numpy, Textual, the engine) lives as long as
+        # the app: keep it out of the collector's full passes, which otherwise stall frames.
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        """Let the engine thread finish its chunk and leave (threads cannot be killed)."""
+        self.bridge.stop()
+
+    def poll(self) -> None:
+        """Draw the newest snapshot if there is one; tell the user what is new."""
+        snap = self.bridge.snapshot
+        if snap.seq != self._last_seq:
+            self._last_seq = snap.seq
+            self.main_screen.show(snap)
+            self.frames += 1
+        else:
+            self.main_screen.tick()
+        for msg in snap.messages:
+            if msg.seq > self._msg_seen:
+                self._msg_seen = msg.seq
+                self.notify(msg.text, severity=msg.severity, timeout=4)
+        if snap.failure is not None and not self._failure_shown:
+            self._failure_shown = True
+            self.push_screen(ErrorScreen(snap.failure))
+
+    def poll_soon(self) -> None:
+        """Poll now and again shortly (the engine thread applies requests between chunks)."""
+        self.poll()
+        if self.bridge.threaded:
+            self.set_timer(FOLLOW_UP_POLL, self.poll)
+
+    def force_redraw(self) -> None:
+        """Draw the current snapshot again (after the panes were recreated)."""
+        self._last_seq = -1
+        self.call_after_refresh(self.poll)
+
+    async def action_quit(self) -> None:
+        """Stop the engine thread, then leave."""
+        self.bridge.stop()
+        self.exit(0)

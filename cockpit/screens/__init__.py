@@ -1,0 +1,1 @@
+"""The cockpit's screens: the main layout and its dialogs, one per module."""

@@ -1,0 +1,1 @@
+"""The cockpit's panes, one per module; each has `show(snapshot)`."""
