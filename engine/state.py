@@ -295,6 +295,7 @@ def transition_table() -> np.ndarray:
         ST_SUBMITTED: (ST_ACCEPTED, ST_REJECTED, *working),
         ST_ACCEPTED: working,
         ST_PARTIALLY_FILLED: working,
+        # The venue can refuse an order canceled before it arrived (post-only would cross).
         ST_PENDING_CANCEL: (
             ST_PENDING_CANCEL,
             ST_CANCELED,
@@ -302,6 +303,7 @@ def transition_table() -> np.ndarray:
             ST_PARTIALLY_FILLED,
             ST_FILLED,
             ST_EXPIRED,
+            ST_REJECTED,
         ),
         ST_PENDING_UPDATE: (ST_PENDING_UPDATE, ST_ACCEPTED, *working),
         ST_CANCELED: (ST_FILLED,),

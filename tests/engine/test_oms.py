@@ -101,6 +101,7 @@ ALLOWED = {
         ST_PARTIALLY_FILLED,  # a fill raced the cancel
         ST_FILLED,
         ST_EXPIRED,
+        ST_REJECTED,  # canceled before the venue saw it, then refused by the venue
     },
     ST_PENDING_UPDATE: {
         ST_PENDING_UPDATE,
@@ -273,3 +274,32 @@ def test_pool_full_denies_with_reason_and_alert():
     jr = st.jr[: st.ctl[N_JOURNAL]]
     assert jr[:, J_TO].tolist() == [ST_SUBMITTED, ST_SUBMITTED]
     assert np.array_equal(st.o[:2, O_STATUS], [ST_SUBMITTED, ST_SUBMITTED])
+
+
+def test_cancel_racing_a_venue_reject_ends_rejected_not_stuck() -> None:
+    """A post-only order canceled before it reaches the venue, then refused there: the
+    OMS records the reject (pending_cancel -> rejected) and the order stops being open."""
+    from engine.codes import OF_POST_ONLY, OT_LIMIT, R_CANCEL_REQUEST, TIF_GTC
+    from engine.execution import cancel_order, submit_order
+    from engine.runner import Engine
+    from engine.state import RI_OPEN_ORDERS
+    from engine.stats import C_INVALID_TRANSITIONS
+    from tests.engine.market import MS, Market, run_to
+
+    m = Market()
+    m.snapshot(1_000, bids=[(9_990, 10)], asks=[(10_010, 5)])
+    m.trade(50 * MS, 10_010, 1, aggressor=1)
+    eng = Engine(m.stream())
+    run_to(eng, 2_000)
+    # A post-only buy at the ask would cross: the venue rejects it on arrival.
+    oid = submit_order(eng.state, -1, 0, 1, 10_010, 1, OT_LIMIT, TIF_GTC, OF_POST_ONLY)
+    assert oid >= 0
+    assert cancel_order(eng.state, oid, R_CANCEL_REQUEST)
+    eng.run()
+    rows = [(r[5], r[6]) for r in zip(*(eng.journal()[k] for k in JOURNAL_KEYS), strict=True)]
+    assert (ST_PENDING_CANCEL, ST_REJECTED) in rows
+    assert eng.state.ctl[C_INVALID_TRANSITIONS] == 0
+    assert eng.state.ri[-1, RI_OPEN_ORDERS] == 0
+
+
+JOURNAL_KEYS = ("ts", "oid", "cid", "inst", "strat", "from_state", "to_state", "reason")
