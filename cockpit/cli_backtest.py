@@ -81,17 +81,10 @@ def _capital(text: str) -> float:
     return value
 
 
-def add_parser(subparsers: Any) -> None:
-    """Add the `backtest` subcommand to `subparsers` (from ArgumentParser.add_subparsers)."""
-    p = subparsers.add_parser(
-        "backtest",
-        help="run a strategy over data files and report PnL, risk and execution figures",
-        description=(
-            "Run a strategy file (one Strategy subclass) over recorded or synthetic data "
-            "headless, print the report and optionally write the journal, fills, equity "
-            "curve and alerts as Parquet."
-        ),
-    )
+def add_source_options(
+    p: argparse.ArgumentParser, *, synthetic_metavar: str, synthetic_help: str
+) -> None:
+    """The strategy file and where its data comes from: shared with `cockpit optimize`."""
     p.add_argument("strategy", metavar="STRATEGY.py", help="file holding one Strategy subclass")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -104,21 +97,13 @@ def add_parser(subparsers: Any) -> None:
     )
     src.add_argument(
         "--synthetic",
-        metavar="SPEC",
-        help="the seeded synthetic market instead of files: events=N[,instruments=K][,seed=S]",
+        metavar=synthetic_metavar,
+        help=synthetic_help,
     )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a strategy parameter (repeatable; applies to every instance)",
-    )
-    p.add_argument(
-        "--params-file",
-        metavar="FILE.json",
-        help="parameters as a JSON object, or a list of objects: one strategy instance each",
-    )
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Venue, risk and accounting options (parsed by `config_from`): shared with optimize."""
     p.add_argument(
         "--latency",
         metavar="SPEC",
@@ -152,6 +137,38 @@ def add_parser(subparsers: Any) -> None:
         metavar="DURATION",
         help="equity curve sampling, also the Sharpe ratio's period (default 1s)",
     )
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the `backtest` subcommand to `subparsers` (from ArgumentParser.add_subparsers)."""
+    p = subparsers.add_parser(
+        "backtest",
+        help="run a strategy over data files and report PnL, risk and execution figures",
+        description=(
+            "Run a strategy file (one Strategy subclass) over recorded or synthetic data "
+            "headless, print the report and optionally write the journal, fills, equity "
+            "curve and alerts as Parquet."
+        ),
+    )
+    add_source_options(
+        p,
+        synthetic_metavar="SPEC",
+        synthetic_help="the seeded synthetic market instead of files: "
+        "events=N[,instruments=K][,seed=S]",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable; applies to every instance)",
+    )
+    p.add_argument(
+        "--params-file",
+        metavar="FILE.json",
+        help="parameters as a JSON object, or a list of objects: one strategy instance each",
+    )
+    add_engine_options(p)
     p.add_argument("--out", metavar="DIR", help="write Parquet files and report.json here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 

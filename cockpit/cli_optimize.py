@@ -59,7 +59,7 @@ def _fraction(text: str) -> float:
 def add_search_options(p: argparse.ArgumentParser) -> None:
     """The options of a search (all but the strategy, the data and the output): shared by
     the command line and the app's palette (cockpit/optimizer_job.py)."""
-    from cockpit.cli_backtest import _capital
+    from cockpit.cli_backtest import add_engine_options
 
     p.add_argument(
         "--param",
@@ -104,16 +104,13 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         help="evaluate on this Dask scheduler instead of local threads",
     )
     # The engine options of `cockpit backtest` (same names, parsed by the same code).
-    p.add_argument("--latency", metavar="SPEC", help="e.g. entry=1ms,report=1ms,cancel=500us")
-    p.add_argument("--fees", metavar="SPEC", help="e.g. maker=0.0002,taker=0.0005")
-    p.add_argument("--queue-model", choices=["trades_only", "proportional"])
-    p.add_argument("--risk", metavar="SPEC", help="pre-trade limits, e.g. max_position=5000")
-    p.add_argument("--capital", type=_capital, default=None, help="notional capital (100000)")
-    p.add_argument("--equity-interval", metavar="DURATION", help="equity sampling (1s)")
+    add_engine_options(p)
 
 
 def add_parser(subparsers: Any) -> None:
     """Add the `optimize` subcommand to `subparsers` (from ArgumentParser.add_subparsers)."""
+    from cockpit.cli_backtest import add_source_options
+
     p = subparsers.add_parser(
         "optimize",
         help="search strategy parameters with CMA-ES (parallel, out-of-sample check)",
@@ -123,19 +120,11 @@ def add_parser(subparsers: Any) -> None:
             "parameters are written as JSON for `cockpit backtest --params-file`."
         ),
     )
-    p.add_argument("strategy", metavar="STRATEGY.py", help="file holding one Strategy subclass")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--data",
-        action="append",
-        nargs="+",
-        metavar="FILE",
-        help="data files loaded together as one market; repeat to merge several markets",
-    )
-    src.add_argument(
-        "--synthetic",
-        metavar="N|SPEC",
-        help="the seeded synthetic market: N events, or events=N[,instruments=K][,seed=S]",
+    add_source_options(
+        p,
+        synthetic_metavar="N|SPEC",
+        synthetic_help="the seeded synthetic market: N events, or "
+        "events=N[,instruments=K][,seed=S]",
     )
     p.add_argument("--out", metavar="DIR", help="output directory (default optimize-<strategy>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
