@@ -25,7 +25,15 @@ import pyarrow.csv as pcsv
 
 from engine.decimals import format_units, to_units
 from engine.errors import DataError, FormatError, UsageError
-from engine.events import EVENT_DTYPE
+from engine.events import (
+    EVENT_DTYPE,
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+    KIND_BOOK_CLEAR,
+    KIND_BOOK_DELTA,
+    KIND_BOOK_SNAPSHOT,
+    SIDE_NONE,
+)
 from engine.instruments import Instrument, infer_step
 
 PathArg = str | os.PathLike[str]
@@ -592,6 +600,51 @@ def fill(
     ev["flags"][at] = flags
     ev["price"][at] = price
     ev["size"][at] = size
+
+
+def book_rows(
+    *,
+    clear_before: np.ndarray,
+    snap: np.ndarray,
+    last: np.ndarray,
+    ts_exch: np.ndarray,
+    ts_local: np.ndarray,
+    instrument: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    size: np.ndarray,
+    extra_flags: int = 0,
+) -> np.ndarray:
+    """Book rows (snapshot rows where `snap`, deltas elsewhere), with a CLEAR inserted
+    before each row marked `clear_before`; `extra_flags` go on every event."""
+    pos, clear_pos, total = with_inserted(clear_before)
+    ev = empty(total)
+    flags = (np.where(snap, FLAG_SNAPSHOT, 0) | np.where(last, FLAG_LAST, 0) | extra_flags).astype(
+        np.uint16
+    )
+    fill(
+        ev,
+        pos,
+        ts_exch=ts_exch,
+        ts_local=ts_local,
+        instrument=instrument,
+        kind=np.where(snap, KIND_BOOK_SNAPSHOT, KIND_BOOK_DELTA),
+        side=side,
+        flags=flags,
+        price=price,
+        size=size,
+    )
+    fill(
+        ev,
+        clear_pos,
+        ts_exch=ts_exch[clear_before],
+        ts_local=ts_local[clear_before],
+        instrument=instrument[clear_before],
+        kind=KIND_BOOK_CLEAR,
+        side=SIDE_NONE,
+        flags=FLAG_SNAPSHOT | extra_flags,
+    )
+    return ev
 
 
 def empty(n: int) -> np.ndarray:

@@ -57,14 +57,9 @@ from engine.errors import DataError, FormatError, UsageError
 from engine.events import (
     FLAG_LAST,
     FLAG_LOCAL_TS_MISSING,
-    FLAG_SNAPSHOT,
-    KIND_BOOK_CLEAR,
-    KIND_BOOK_DELTA,
-    KIND_BOOK_SNAPSHOT,
     KIND_QUOTE,
     KIND_TRADE,
     SIDE_BUY,
-    SIDE_NONE,
     SIDE_SELL,
 )
 from engine.instruments import Instrument, InstrumentRegistry
@@ -290,34 +285,18 @@ def _build_depth(c: dict[str, np.ndarray]) -> np.ndarray:
     msg_start = col.run_starts(c["inst"], c["last"], snap)
     clear_before = snap & msg_start
     last = col.run_ends(c["inst"], c["last"], snap)
-    pos, clear_pos, total = col.with_inserted(clear_before)
-    ev = col.empty(total)
-    flags = (
-        np.where(snap, FLAG_SNAPSHOT, 0) | np.where(last, FLAG_LAST, 0) | FLAG_LOCAL_TS_MISSING
-    ).astype(np.uint16)
-    col.fill(
-        ev,
-        pos,
+    return col.book_rows(
+        clear_before=clear_before,
+        snap=snap,
+        last=last,
         ts_exch=c["ts"],
         ts_local=c["ts"],
         instrument=c["inst"],
-        kind=np.where(snap, KIND_BOOK_SNAPSHOT, KIND_BOOK_DELTA),
         side=c["side"],
-        flags=flags,
         price=c["price"],
         size=c["size"],
+        extra_flags=FLAG_LOCAL_TS_MISSING,
     )
-    col.fill(
-        ev,
-        clear_pos,
-        ts_exch=c["ts"][clear_before],
-        ts_local=c["ts"][clear_before],
-        instrument=c["inst"][clear_before],
-        kind=KIND_BOOK_CLEAR,
-        side=SIDE_NONE,
-        flags=FLAG_SNAPSHOT | FLAG_LOCAL_TS_MISSING,
-    )
-    return ev
 
 
 # --- Parquet ---------------------------------------------------------------------------------

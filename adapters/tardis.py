@@ -52,7 +52,6 @@ from engine.events import (
     FLAG_LAST,
     FLAG_SNAPSHOT,
     KIND_BOOK_CLEAR,
-    KIND_BOOK_DELTA,
     KIND_BOOK_SNAPSHOT,
     KIND_QUOTE,
     KIND_TRADE,
@@ -373,30 +372,16 @@ def _build_l2(c: dict[str, np.ndarray], meta: dict) -> np.ndarray:
     prev = col.previous_in_group(snap, group, False)
     starts = snap & ~prev  # `prev` is False on the first row of a group
     last = col.run_ends(c["ts_local"], inst)
-    pos, clear_pos, total = col.with_inserted(starts)
-    ev = col.empty(total)
-    flags = np.where(snap, FLAG_SNAPSHOT, 0).astype(np.uint16) | np.where(last, FLAG_LAST, 0)
-    col.fill(
-        ev,
-        pos,
+    ev = col.book_rows(
+        clear_before=starts,
+        snap=snap,
+        last=last,
         ts_exch=c["ts_exch"],
         ts_local=c["ts_local"],
         instrument=inst,
-        kind=np.where(snap, KIND_BOOK_SNAPSHOT, KIND_BOOK_DELTA),
         side=c["side"],
-        flags=flags,
         price=c["price"],
         size=c["size"],
-    )
-    col.fill(
-        ev,
-        clear_pos,
-        ts_exch=c["ts_exch"][starts],
-        ts_local=c["ts_local"][starts],
-        instrument=inst[starts],
-        kind=KIND_BOOK_CLEAR,
-        side=SIDE_NONE,
-        flags=FLAG_SNAPSHOT,
     )
     meta["snapshots"] = int(starts.sum())
     return ev
