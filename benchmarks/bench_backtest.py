@@ -38,9 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
+from engine.bench import machine as engine_machine
 from engine.config import EngineConfig
 from engine.runner import Drained, Engine
 from engine.strategy import load_strategy_class
@@ -52,24 +52,11 @@ TARGET_EVENTS_PER_S = 5_000_000
 
 
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    """What the figures were measured on (engine.bench.machine, plus pinning)."""
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **engine_machine(),
         "pinned_to": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_1m": round(load[0], 2),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "platform": platform.platform(),
     }
 

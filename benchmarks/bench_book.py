@@ -27,6 +27,7 @@ import time
 import numba
 import numpy as np
 
+from engine.bench import machine as engine_machine
 from engine.book import apply_events, level_count, new_book
 from engine.events import KIND_BOOK_DELTA, SIDE_BUY, SIDE_SELL, empty_events
 
@@ -122,15 +123,8 @@ def run(n: int, runs: int, n_instruments: int, capacity: int) -> dict:
 
 
 def _cpu_name() -> str:
-    """The CPU model where the OS tells it (platform.processor() says only x86_64 on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU model (engine.bench.machine reads /proc/cpuinfo) and the architecture."""
+    return f"{engine_machine()['cpu']} ({platform.machine()})"
 
 
 def main(argv: list[str] | None = None) -> int:

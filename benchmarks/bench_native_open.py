@@ -33,6 +33,7 @@ import numba
 import numpy as np
 import pyarrow
 
+from engine.bench import machine as engine_machine
 from engine.data.native import open_native, read_native_header, write_native
 from engine.data.stream import EventStream
 from engine.events import FLAG_LAST, KIND_BOOK_DELTA, SIDE_BUY, SIDE_SELL, empty_events
@@ -70,15 +71,8 @@ def rss_mb() -> float:
 
 
 def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (platform.processor() says only x86_64 on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU model (engine.bench.machine reads /proc/cpuinfo)."""
+    return engine_machine()["cpu"]
 
 
 def machine() -> dict:

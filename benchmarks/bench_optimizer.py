@@ -44,6 +44,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from engine.bench import machine as engine_machine
 from engine.config import EngineConfig
 from engine.evaluation import EvalContext, EvalTask, StrategyRef, ThreadPool, evaluate
 from engine.optimizer import (
@@ -75,20 +76,10 @@ def example_market(n_events: int):
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **engine_machine(),
         "usable_cores": default_workers(),
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
     }
 
 

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 import pyarrow
 
+from engine.bench import machine as engine_machine
 from engine.synthetic import SyntheticConfig, generate
 
 TARGET_S = 0.5
@@ -35,15 +36,8 @@ TARGET_S = 0.5
 
 
 def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (platform.processor() says only x86_64 on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU model (engine.bench.machine reads /proc/cpuinfo)."""
+    return engine_machine()["cpu"]
 
 
 def machine() -> dict:
