@@ -57,7 +57,9 @@ _FIELDS: Final = (
     r"|private[_-]?key|listen[_-]?key"
 )
 # name=value in a query string or form body, and `name: value` in a header line.
-_PAIR: Final = re.compile(rf"(?i)(?<![A-Za-z0-9])({_FIELDS})(=|:[ \t]*)(?!\*\*\*)([^&\s\"',;:}}]+)")
+_PAIR: Final = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])({_FIELDS})(=|:[ \t]*)(?!\*\*\*|<hidden>)([^&\s\"',;:}}]+)"
+)
 # "name": "value" (JSON) and 'name': 'value' (a Python dict's repr).
 _QUOTED: Final = re.compile(rf"""(?i)(["'])({_FIELDS})\1(\s*:\s*)(["'])(?:\\.|(?!\4).)*\4""")
 
