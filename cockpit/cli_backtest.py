@@ -127,6 +127,17 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "max_position=5000,max_order_qty=1000,price_band=0.05",
     )
     p.add_argument(
+        "--risk-rule",
+        metavar="FILE.py:FUNCTION",
+        help="add your own pre-trade rule, a numba-compatible function of (strat, inst, "
+        "side, price, qty, position, mid_x2, now, params) returning 0 or a denial code",
+    )
+    p.add_argument(
+        "--risk-rule-params",
+        metavar="X,Y,...",
+        help="the rule's params vector (up to 16 numbers)",
+    )
+    p.add_argument(
         "--capital",
         type=_capital,
         default=None,
@@ -249,6 +260,16 @@ def config_from(args: argparse.Namespace):
             else:
                 risk[key] = value
         kw["risk"] = RiskLimits(**risk)
+    if getattr(args, "risk_rule", None):
+        from engine.risk_rules import compile_rule, load_rule
+
+        kw["risk_rule"] = load_rule(args.risk_rule)
+        compile_rule(kw["risk_rule"])  # a rule numba cannot compile fails here, named
+    if getattr(args, "risk_rule_params", None):
+        values = [v for v in args.risk_rule_params.split(",") if v.strip()]
+        kw["risk_rule_params"] = tuple(
+            _float(v, f"--risk-rule-params value {i + 1}") for i, v in enumerate(values)
+        )
     return EngineConfig(**kw)
 
 

@@ -304,28 +304,28 @@ def apply_events_checked(book, events, start, stop, crossed, messages):
 # --- kernels: reading --------------------------------------------------------------------
 
 
-@njit(**_PUBLIC)
+@njit(**_INLINE)  # a few loads: inlined, not a call passing the book's arrays
 def best_bid(book, inst):
     """Best bid price, or NO_PRICE if there are no bids."""
     n = book.bid_n[inst]
     return book.bid_px[inst, n - 1] if n > 0 else NO_PRICE
 
 
-@njit(**_PUBLIC)
+@njit(**_INLINE)  # a few loads: inlined, not a call passing the book's arrays
 def best_ask(book, inst):
     """Best ask price, or NO_PRICE if there are no asks."""
     n = book.ask_n[inst]
     return book.ask_px[inst, n - 1] if n > 0 else NO_PRICE
 
 
-@njit(**_PUBLIC)
+@njit(**_INLINE)  # a few loads: inlined, not a call passing the book's arrays
 def best_bid_qty(book, inst):
     """Size at the best bid, 0 if there are no bids."""
     n = book.bid_n[inst]
     return book.bid_qty[inst, n - 1] if n > 0 else 0
 
 
-@njit(**_PUBLIC)
+@njit(**_INLINE)  # a few loads: inlined, not a call passing the book's arrays
 def best_ask_qty(book, inst):
     """Size at the best ask, 0 if there are no asks."""
     n = book.ask_n[inst]

@@ -95,7 +95,14 @@ R_FLATTEN: Final = 61
 R_KILL_SWITCH: Final = 62
 R_RESUME: Final = 63
 R_DRAWDOWN: Final = 64
-R_END_OF_DATA: Final = 65
+R_END_OF_DATA: Final = 65  # a strategy order after the data ended (nothing to trade against)
+R_STRATEGY_STOPPED: Final = 66
+# amends (order.cancelReplace-like price / quantity changes of a resting order)
+R_AMEND_REQUEST: Final = 70
+R_AMENDED: Final = 71
+R_AMEND_REJECTED: Final = 72  # too late: the order is no longer resting at the venue
+R_AMEND_WOULD_CROSS: Final = 73  # the new price would take liquidity: refused, order unchanged
+R_AMEND_BAD_QUANTITY: Final = 74  # the new quantity is not above what is already filled
 
 REASON_NAMES: Final = {
     R_NONE: "none",
@@ -134,6 +141,12 @@ REASON_NAMES: Final = {
     R_RESUME: "resume",
     R_DRAWDOWN: "max_drawdown",
     R_END_OF_DATA: "end_of_data",
+    R_STRATEGY_STOPPED: "strategy_stopped",
+    R_AMEND_REQUEST: "amend_request",
+    R_AMENDED: "amended",
+    R_AMEND_REJECTED: "amend_rejected",
+    R_AMEND_WOULD_CROSS: "amend_would_cross",
+    R_AMEND_BAD_QUANTITY: "amend_bad_quantity",
 }
 
 # --- trading state ---
@@ -178,6 +191,7 @@ EV_CANCEL_ARRIVE: Final = 2  # a cancel request reaches the venue
 EV_REPORT: Final = 3  # a venue report (ack, fill, cancel, reject) reaches the engine
 EV_TIMER: Final = 4  # a strategy timer fires
 EV_FILL_REPORT: Final = 5  # a fill report reaches the engine (aux qty, aux2 price, aux3 LIQ_*)
+EV_AMEND_ARRIVE: Final = 6  # an amend reaches the venue (aux new price, aux2 new quantity)
 
 # --- why run_chunk returned ---
 STOP_CHUNK_DONE: Final = 0

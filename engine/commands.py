@@ -18,6 +18,7 @@ from engine.codes import (
     R_FLATTEN,
     R_KILL_SWITCH,
     R_RESUME,
+    R_STRATEGY_STOPPED,
     SEV_CRITICAL,
     SEV_INFO,
     TIF_GTC,
@@ -26,10 +27,10 @@ from engine.codes import (
     TS_HALTED,
     TS_REDUCE_ONLY,
 )
-from engine.execution import cancel_all, cancel_order, flatten, submit_order
+from engine.execution import amend_order, cancel_all, cancel_order, flatten, submit_order
 from engine.jit import entry
 from engine.oms import alert
-from engine.state import CK_TRADING_STATE
+from engine.state import CK_TRADING_STATE, RI_ENABLED
 from engine.stats import C_COMMANDS
 
 CMD_CANCEL_ALL = 1
@@ -40,6 +41,10 @@ CMD_REDUCE_ONLY = 5
 CMD_MANUAL_LIMIT = 6  # a = inst, b = side, c = price, d = qty
 CMD_MANUAL_MARKET = 7  # a = inst, b = side, d = qty
 CMD_CANCEL = 8  # a = order id
+CMD_AMEND = 9  # a = order id, c = new price, d = new total quantity
+CMD_SET_PARAM = 10  # a = instance (-1: all), text = JSON {name: value} (applied in Python)
+CMD_STOP_STRATEGY = 11  # a = instance: on_stop, no more calls, its orders canceled
+CMD_START_STRATEGY = 12  # a = instance: calls again, on_start
 
 COMMAND_NAMES = {
     CMD_CANCEL_ALL: "cancel_all",
@@ -50,6 +55,10 @@ COMMAND_NAMES = {
     CMD_MANUAL_LIMIT: "manual_limit",
     CMD_MANUAL_MARKET: "manual_market",
     CMD_CANCEL: "cancel",
+    CMD_AMEND: "amend",
+    CMD_SET_PARAM: "set_param",
+    CMD_STOP_STRATEGY: "stop_strategy",
+    CMD_START_STRATEGY: "start_strategy",
 }
 
 
@@ -62,6 +71,8 @@ class Command:
     b: int = 0
     c: int = 0
     d: int = 0
+    text: str = ""
+    """Arguments that are not integers (set_param: the values as JSON)."""
     ts: int = -1
     """Engine time when applied (filled in by the runner)."""
     after_events: int = -1
@@ -101,4 +112,12 @@ def apply_command(st, kind: int, a: int, b: int, c: int, d: int) -> int:
         return submit_order(st, -1, a, b, 0, d, OT_MARKET, TIF_IOC, OF_MANUAL)
     if kind == CMD_CANCEL:
         return 1 if cancel_order(st, a, R_CANCEL_ALL) else 0
+    if kind == CMD_AMEND:
+        return amend_order(st, a, c, d)
+    if kind == CMD_STOP_STRATEGY:
+        st.ri[a, RI_ENABLED] = 0
+        return cancel_all(st, a, R_STRATEGY_STOPPED, False)
+    if kind == CMD_START_STRATEGY:
+        st.ri[a, RI_ENABLED] = 1
+        return 0
     return -1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.codes import QM_PROPORTIONAL, QM_TRADES_ONLY, TS_HALTED, TS_REDUCE_ONLY
 from engine.errors import UsageError
 from engine.instruments import InstrumentRegistry
+from engine.risk_rules import RULE_PARAMS
 from engine.state import (
     CF_MAKER_FEE,
     CF_MAX_DRAWDOWN,
@@ -94,6 +96,10 @@ class EngineConfig:
     fills_capacity: int = 1 << 16
     alerts_capacity: int = 1 << 12
     equity_capacity: int = 1 << 14
+    risk_rule: Callable | None = None
+    """A user pre-trade rule (engine/risk_rules.py), or None."""
+    risk_rule_params: tuple[float, ...] = ()
+    """The rule's `params` vector (up to RULE_PARAMS values; the rest are 0)."""
 
     def capacities(self) -> dict[str, int]:
         """Keyword arguments for engine.state.new_state."""
@@ -133,6 +139,10 @@ class EngineConfig:
         for name, value in self.capacities().items():
             if not isinstance(value, int) or value < 16:
                 raise UsageError(f"{name} must be an integer of at least 16, got {value!r}")
+        if len(self.risk_rule_params) > RULE_PARAMS:
+            raise UsageError(f"risk_rule_params holds at most {RULE_PARAMS} values")
+        if self.risk_rule is not None and not callable(self.risk_rule):
+            raise UsageError(f"risk_rule must be a function, got {self.risk_rule!r}")
         if self.risk.max_submits > 64:
             raise UsageError("risk.max_submits above 64 per window is not supported")
 
@@ -166,6 +176,8 @@ def configure(st: EngineState, cfg: EngineConfig, instruments: InstrumentRegistr
     cf[CF_TAKER_FEE] = cfg.taker_fee
     cf[CF_PRICE_BAND] = r.price_band
     cf[CF_MAX_DRAWDOWN] = r.max_drawdown
+    st.rule_params[:] = 0.0
+    st.rule_params[: len(cfg.risk_rule_params)] = cfg.risk_rule_params
     for i, inst in enumerate(instruments):
         st.instf[i, IF_TICK] = float(inst.tick_size)
         st.instf[i, IF_LOT] = float(inst.lot_size)

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from engine.codes import (
     A_RISK_DENIAL,
+    A_USER_RULE,
+    EV_AMEND_ARRIVE,
     EV_CANCEL_ARRIVE,
     EV_ORDER_ARRIVE,
     LIQ_MAKER,
     OF_FLATTEN,
+    OT_LIMIT,
     OT_MARKET,
+    R_AMEND_REQUEST,
+    R_BAD_QUANTITY,
     R_CANCEL_REJECTED,
     R_CANCEL_REQUEST,
+    R_END_OF_DATA,
     R_FILL,
+    R_INVALID_TRANSITION,
     R_NEW,
     R_NONE,
     R_POOL_FULL,
+    R_RISK_USER_RULE,
+    R_UNKNOWN_ORDER,
     SEV_INFO,
     SIDE_BUY_CODE,
     SIDE_SELL_CODE,
@@ -44,13 +53,16 @@ from engine.state import (
     CI_CANCEL_LATENCY,
     CI_ENTRY_LATENCY,
     CI_N_INSTRUMENTS,
+    CK_DATA_ENDED,
     CK_LAST_STATUS,
     CK_NOW,
+    CK_RULE_CODE,
     O_FILLED,
     O_FLAGS,
     O_INFLIGHT,
     O_INST,
     O_OID,
+    O_OTYPE,
     O_PRICE,
     O_QTY,
     O_SIDE,
@@ -62,13 +74,14 @@ from engine.state import (
     RI_OPEN_ORDERS,
 )
 from engine.stats import (
+    C_AMENDS,
     C_CANCELS,
     C_FILLS,
     C_ORDERS_DENIED,
     C_ORDERS_REJECTED,
     C_ORDERS_SUBMITTED,
 )
-from engine.venue import CANCEL_REJECT_STATE
+from engine.venue import AMEND_ACK_STATE, AMEND_REJECT_STATE, CANCEL_REJECT_STATE, amend_arrive
 
 NO_STRATEGY = -1
 """Returned by the report handlers when no strategy is to be told."""
@@ -81,7 +94,7 @@ def row_of(st, strat: int) -> int:
 
 
 @hot
-def _open_add(st, slot: int, sign: int) -> None:
+def open_add(st, slot: int, sign: int) -> None:
     """Count an order's unfilled quantity into (or out of) its row's open quantities."""
     o = st.o[slot]
     row = row_of(st, o[O_STRAT])
@@ -98,6 +111,9 @@ def submit_order(
     """Risk-check and send an order; returns its id (>= 0) or minus the denial reason."""
     row = row_of(st, strat)
     reason = pre_trade(st, row, inst, side, price, qty, otype, flags)
+    if reason == R_NONE and strat >= 0 and st.ctl[CK_DATA_ENDED] != 0:
+        if (flags & OF_FLATTEN) == 0:
+            reason = R_END_OF_DATA  # no market left to trade against
     if otype == OT_MARKET:
         price = 0
         tif = TIF_IOC
@@ -113,12 +129,16 @@ def submit_order(
         return -R_POOL_FULL
     if reason != R_NONE:
         transition(st, slot, ST_DENIED, reason, price, qty)
-        alert(st, A_RISK_DENIAL, SEV_INFO, reason, st.o[slot, O_OID], inst, strat, qty)
+        if reason == R_RISK_USER_RULE:
+            code = st.ctl[CK_RULE_CODE]
+            alert(st, A_USER_RULE, SEV_INFO, reason, st.o[slot, O_OID], inst, strat, code)
+        else:
+            alert(st, A_RISK_DENIAL, SEV_INFO, reason, st.o[slot, O_OID], inst, strat, qty)
         st.ctl[C_ORDERS_DENIED] += 1
         release_if_done(st, slot)
         return -reason
     transition(st, slot, ST_SUBMITTED, R_NEW, price, qty)
-    _open_add(st, slot, 1)
+    open_add(st, slot, 1)
     if (flags & OF_FLATTEN) == 0:
         record_submit(st, row)
     st.ctl[C_ORDERS_SUBMITTED] += 1
@@ -153,6 +173,55 @@ def cancel_order(st, oid: int, reason: int) -> bool:
 
 
 @hot
+def amend_order(st, oid: int, price: int, qty: int) -> int:
+    """Request a new price and/or total quantity for a working limit order.
+
+    Returns R_NONE when the request was sent, else the reason it was not (the order is
+    unknown or not working, or pre-trade risk denies the new terms: then an alert says so).
+    The order is pending update until the venue's answer arrives (engine/venue.py
+    amend_arrive); a fill can still happen meanwhile, at the old terms.
+    """
+    slot = slot_of(st, oid)
+    if slot < 0:
+        return R_UNKNOWN_ORDER
+    o = st.o[slot]
+    s = o[O_STATUS]
+    if (s != ST_ACCEPTED and s != ST_PARTIALLY_FILLED) or o[O_OTYPE] == OT_MARKET:
+        return R_INVALID_TRANSITION
+    if qty <= o[O_FILLED]:
+        return R_BAD_QUANTITY
+    row = row_of(st, o[O_STRAT])
+    inst, side = o[O_INST], o[O_SIDE]
+    # Check the new terms as if the order were new: take its own open quantity out first.
+    open_add(st, slot, -1)
+    reason = pre_trade(st, row, inst, side, price, qty - o[O_FILLED], OT_LIMIT, o[O_FLAGS])
+    open_add(st, slot, 1)
+    if reason != R_NONE:
+        code = st.ctl[CK_RULE_CODE] if reason == R_RISK_USER_RULE else qty
+        kind = A_USER_RULE if reason == R_RISK_USER_RULE else A_RISK_DENIAL
+        alert(st, kind, SEV_INFO, reason, oid, inst, o[O_STRAT], code)
+        st.ctl[C_ORDERS_DENIED] += 1
+        return reason
+    transition(st, slot, ST_PENDING_UPDATE, R_AMEND_REQUEST, price, qty)
+    record_submit(st, row)
+    st.ctl[C_AMENDS] += 1
+    o[O_INFLIGHT] += 1
+    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_AMEND_ARRIVE, oid, price, qty, 0)
+    return R_NONE
+
+
+@hot
+def on_amend_arrive(st, slot: int, price: int, qty: int) -> None:
+    """The venue applies or refuses an amend; open quantities follow a new total at once."""
+    o = st.o[slot]
+    before = o[O_QTY]
+    if amend_arrive(st, slot, price, qty):
+        row = row_of(st, o[O_STRAT])
+        col = PI_OPEN_BUY if o[O_SIDE] == SIDE_BUY_CODE else PI_OPEN_SELL
+        st.pi[row, o[O_INST], col] += o[O_QTY] - before
+
+
+@hot
 def on_report(st, oid: int, state: int, reason: int) -> int:
     """A venue state report arrives; returns the strategy to notify (or NO_STRATEGY)."""
     slot = slot_of(st, oid)
@@ -162,7 +231,13 @@ def on_report(st, oid: int, state: int, reason: int) -> int:
     o[O_INFLIGHT] -= 1
     cur = o[O_STATUS]
     notify = o[O_STRAT]
-    if state == CANCEL_REJECT_STATE:
+    if state == AMEND_ACK_STATE or state == AMEND_REJECT_STATE:
+        if cur == ST_PENDING_UPDATE:
+            back = ST_PARTIALLY_FILLED if o[O_FILLED] > 0 else ST_ACCEPTED
+            transition(st, slot, back, reason, o[O_PRICE], o[O_QTY])
+        else:
+            notify = NO_STRATEGY  # canceled or filled meanwhile: that state stands
+    elif state == CANCEL_REJECT_STATE:
         if cur == ST_PENDING_CANCEL:
             back = ST_PARTIALLY_FILLED if o[O_FILLED] > 0 else ST_ACCEPTED
             transition(st, slot, back, R_CANCEL_REJECTED, o[O_PRICE], 0)
@@ -180,7 +255,7 @@ def on_report(st, oid: int, state: int, reason: int) -> int:
         was_terminal = is_terminal(cur)
         if transition(st, slot, state, reason, o[O_PRICE], o[O_QTY] - o[O_FILLED]):
             if not was_terminal:
-                _open_add(st, slot, -1)
+                open_add(st, slot, -1)
             if state == ST_REJECTED:
                 st.ctl[C_ORDERS_REJECTED] += 1
         else:
@@ -203,6 +278,8 @@ def on_fill_report(st, oid: int, qty: int, price: int, liq: int) -> int:
     was_terminal = is_terminal(o[O_STATUS])
     o[O_FILLED] += qty
     target = ST_FILLED if o[O_FILLED] >= o[O_QTY] else ST_PARTIALLY_FILLED
+    if target == ST_PARTIALLY_FILLED and o[O_STATUS] == ST_PENDING_UPDATE:
+        target = ST_PENDING_UPDATE  # still waiting for the amend's answer
     transition(st, slot, target, R_FILL, price, qty)
     if not was_terminal:
         # A late fill of a canceled order was already taken out of the open quantities.

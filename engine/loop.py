@@ -27,6 +27,7 @@ from engine.codes import (
     BREAK_ORDER_UPDATE,
     BREAK_TIME,
     BREAK_TRADE,
+    EV_AMEND_ARRIVE,
     EV_CANCEL_ARRIVE,
     EV_FILL_REPORT,
     EV_ORDER_ARRIVE,
@@ -50,7 +51,7 @@ from engine.events import (
     KIND_QUOTE,
     KIND_TRADE,
 )
-from engine.execution import NO_STRATEGY, on_fill_report, on_report
+from engine.execution import NO_STRATEGY, on_amend_arrive, on_fill_report, on_report
 from engine.jit import entry, hot, kernel
 from engine.oms import alert, release_if_done, slot_of
 from engine.portfolio import sample_equity
@@ -60,6 +61,7 @@ from engine.state import (
     CI_EQUITY_INTERVAL,
     CK_CUR_STRAT,
     CK_CURSOR,
+    CK_DATA_ENDED,
     CK_DATA_EVENTS,
     CK_ENGINE_EVENTS,
     CK_FAULT,
@@ -68,9 +70,11 @@ from engine.state import (
     CK_NEXT_EQUITY,
     CK_NOW,
     CK_STOP_FLAGS,
+    H_KIND,
     MK_LAST_PX,
     MK_LAST_TS,
     MK_MARK_X2,
+    MK_MID_X2,
     MK_QASK_PX,
     MK_QASK_QTY,
     MK_QBID_PX,
@@ -78,13 +82,14 @@ from engine.state import (
     N_ALERTS,
     N_EQUITY,
     N_FILLS,
+    N_HEAP,
     N_JOURNAL,
     O_INFLIGHT,
     RI_ENABLED,
     RI_FAULT_HOOK,
     RI_FAULT_TS,
 )
-from engine.stats import C_STRATEGY_CALLS, C_TRADES_SEEN
+from engine.stats import C_STRATEGY_CALLS, C_TIMERS_AFTER_END, C_TRADES_SEEN
 from engine.venue import (
     cancel_arrive,
     displayed,
@@ -150,6 +155,7 @@ def apply_market_event(
             on_level(st, inst, side, price, old, size)
     if (flags & FLAG_LAST) != 0:
         m2 = mid_x2(st, inst)
+        st.mk[inst, MK_MID_X2] = m2  # what strategies read: hooks run between messages
         if m2 != 0:
             st.mk[inst, MK_MARK_X2] = m2
 
@@ -182,6 +188,13 @@ def engine_event(st, kind: int, ref: int, aux: int, aux2: int, aux3: int) -> int
                 order_arrive(st, slot)
             else:
                 cancel_arrive(st, slot)
+            release_if_done(st, slot)
+        return NO_STRATEGY
+    if kind == EV_AMEND_ARRIVE:
+        slot = slot_of(st, ref)
+        if slot >= 0:
+            st.o[slot, O_INFLIGHT] -= 1
+            on_amend_arrive(st, slot, aux, aux2)
             release_if_done(st, slot)
         return NO_STRATEGY
     if kind == EV_REPORT:
@@ -238,7 +251,16 @@ def run_chunk(
         data_ts = events[cursor]["ts_local"] if cursor < n else NEVER
         heap_ts = next_time(st)
         if cursor >= n and heap_ts > last_ts:
-            return STOP_END_OF_DATA
+            # After the data the venue still answers what is on its way (orders, cancels,
+            # reports) against the last book; timers stop and strategies may send no new
+            # orders (R_END_OF_DATA), so this ends.
+            st.ctl[CK_DATA_ENDED] = 1
+            while st.ctl[N_HEAP] > 0 and st.hp[0, H_KIND] == EV_TIMER:
+                pop(st)
+                st.ctl[C_TIMERS_AFTER_END] += 1
+            if st.ctl[N_HEAP] == 0:
+                return STOP_END_OF_DATA
+            heap_ts = next_time(st)
         if done >= max_events:
             return STOP_CHUNK_DONE
         next_ts = data_ts if data_ts <= heap_ts else heap_ts

@@ -705,28 +705,17 @@ def apply_params(engine: Any, params: dict[str, Any], instances: Sequence[int] |
 
     For the cockpit's "load the best parameters": call it from the engine's own thread
     between two chunks (the jitted loop reads the rows; nothing else may write them while it
-    runs). Values are checked like `cockpit backtest --params-file` values; instrument
-    fields cannot change on a running engine (its subscriptions and orders refer to them).
-    Returns the values written. The change is not an engine command: a caller that records
-    sessions for replay must record it itself.
+    runs). It goes through the engine's journaled set-parameter command
+    (engine.runner.Engine.set_params), so a recorded session replays it. Values are checked
+    like `cockpit backtest --params-file` values; instrument fields cannot change on a
+    running engine (its subscriptions and orders refer to them). Returns the values written.
 
     Raises:
         UsageError: an unknown parameter, a bad value, an instance out of range.
     """
-    import re
-
-    values = coerce_params(engine.strategy_cls, dict(params))
-    moving = [k for k in values if re.fullmatch(r"instrument\d*", k)]
-    for k in moving:
-        current = {int(v) for v in np.asarray(engine.rows[k])}
-        if current != {int(values[k])}:
-            raise UsageError(f"parameter {k!r} cannot change on a running engine")
-    rows = engine.rows
-    targets = range(len(rows)) if instances is None else list(instances)
-    for j in targets:
-        if not 0 <= j < len(rows):
-            raise UsageError(f"strategy instance {j} does not exist (there are {len(rows)})")
-    for k, v in values.items():
-        for j in targets:
-            rows[k][j] = v
+    if instances is None:
+        return engine.set_params(params)
+    values: dict[str, Any] = {}
+    for j in list(instances):
+        values = engine.set_params(params, j)
     return values

@@ -13,6 +13,9 @@ Surveillance watches our own behaviour and raises alerts (it never blocks):
 - layering: cancels by one strategy on one side of one instrument at `layer_levels` or more
   distinct prices within `layer_window` ns (orders placed and pulled together);
 - self-trade (wash) is caught at the venue, which prevents it (engine/venue.py).
+
+A user adds a rule as a jitted function (engine/risk_rules.py): it runs last, on every order
+but flatten's, and its non-zero answer denies the order with R_RISK_USER_RULE.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from engine.codes import (
     R_RISK_PRICE_BAND,
     R_RISK_REDUCE_ONLY,
     R_RISK_SUBMIT_RATE,
+    R_RISK_USER_RULE,
     SEV_WARNING,
     SIDE_BUY_CODE,
     SIDE_SELL_CODE,
@@ -59,6 +63,7 @@ from engine.state import (
     CI_SUBMIT_MAX,
     CI_SUBMIT_WINDOW,
     CK_NOW,
+    CK_RULE_CODE,
     CK_TRADING_STATE,
     CR_INST,
     CR_PRICE,
@@ -174,6 +179,12 @@ def pre_trade(
         oldest = st.rings[row, (st.ri[row, RI_SUBMIT_POS] - limit) % size]
         if oldest > st.ctl[CK_NOW] - st.ctl[CI_SUBMIT_WINDOW]:
             return R_RISK_SUBMIT_RATE
+    if not flatten:
+        strat = row if row < st.pi.shape[0] - 1 else -1
+        code = st.rule(strat, inst, side, price, qty, pos, m2, st.ctl[CK_NOW], st.rule_params)
+        if code != 0:
+            st.ctl[CK_RULE_CODE] = code
+            return R_RISK_USER_RULE
     return R_NONE
 
 

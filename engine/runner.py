@@ -17,9 +17,11 @@ plus the strategy rows and the drained chunks; a restored run continues byte-ide
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,13 @@ from engine.codes import (
     STOP_END_OF_DATA,
     STOP_NAMES,
 )
-from engine.commands import Command, apply_command
+from engine.commands import (
+    CMD_SET_PARAM,
+    CMD_START_STRATEGY,
+    CMD_STOP_STRATEGY,
+    Command,
+    apply_command,
+)
 from engine.config import EngineConfig, configure
 from engine.data.stream import EventStream
 from engine.errors import CockpitError, UsageError
@@ -102,6 +110,16 @@ def _call_all(st, rows, hook, enabled_only: bool) -> int:
     return rows.shape[0]
 
 
+@entry
+def _call_one(st, rows, hook, j: int) -> None:
+    """Call on_start or on_stop for instance j."""
+    st.ctl[CK_CUR_STRAT] = j
+    hook(rows[j], st)
+    if st.ctl[CK_FAULT] != 0:
+        strategy_fault(st, j)
+    st.ctl[CK_CUR_STRAT] = -1
+
+
 @dataclass
 class StrategyFault:
     """A strategy instance raised: it was disabled and the run went on."""
@@ -163,7 +181,9 @@ class Engine:
             )
         self.events = ev
         self.rows = make_rows(self.strategy_cls, instances or [])
-        self.state: EngineState = new_state(n_inst, len(self.rows), **self.config.capacities())
+        self.state: EngineState = new_state(
+            n_inst, len(self.rows), risk_rule=self.config.risk_rule, **self.config.capacities()
+        )
         configure(self.state, self.config, stream.instruments)
         self.subs_start, self.subs_idx = subscriptions(self.rows, n_inst)
         if strategy_cls is None:
@@ -246,8 +266,13 @@ class Engine:
         """Record the instances the loop disabled because a hook raised (engine/strategy.py
         guards every hook: numba cannot pass an exception through the loop's hook calls)."""
         ri = self.state.ri
-        known = {f.instance for f in self.faults}
-        new = [j for j in np.flatnonzero(ri[: len(self.rows), RI_ENABLED] == 0) if j not in known]
+        known = {(f.instance, f.hook_time_ns) for f in self.faults}
+        # A stopped instance is disabled too: only a hook code says it raised.
+        new = [
+            j
+            for j in np.flatnonzero(ri[: len(self.rows), RI_FAULT_HOOK] != 0)
+            if (int(j), int(ri[j, RI_FAULT_TS])) not in known
+        ]
         for j in sorted(new, key=lambda j: (ri[j, RI_FAULT_TS], j)):
             code = int(ri[j, RI_FAULT_HOOK])
             hook = HOOKS[code - 1] if 1 <= code <= len(HOOKS) else "a hook"
@@ -319,14 +344,87 @@ class Engine:
         return self.run(max_events=n)
 
     def command(self, cmd: Command) -> int:
-        """Apply a command now (between chunks), stamp it and journal it."""
+        """Apply a command now (between chunks), stamp it and journal it.
+
+        After the end of the data, what the command sent (a flatten's market orders, cancels)
+        is processed at once against the last book: the venue still answers.
+
+        Raises:
+            UsageError: a command naming an instance that does not exist, bad parameters.
+        """
         self.start()
-        stamped = Command(cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d, self.now, self.events_processed)
+        if cmd.kind in (CMD_STOP_STRATEGY, CMD_START_STRATEGY) and not (
+            0 <= cmd.a < len(self.rows)
+        ):
+            raise UsageError(
+                f"strategy instance {cmd.a} does not exist (there are {len(self.rows)})"
+            )
+        if cmd.kind == CMD_SET_PARAM:
+            values = self._check_params(cmd)
+        stamped = replace(cmd, ts=self.now, after_events=self.events_processed)
         self.commands.append(stamped)
         self.drain()  # a command may write many rows at once (cancel all, flatten)
-        out = int(apply_command(self.state, cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d))
+        if cmd.kind == CMD_SET_PARAM:
+            self._write_params(values, cmd.a)
+            out = len(values)
+        else:
+            if cmd.kind == CMD_STOP_STRATEGY and self.state.ri[cmd.a, RI_ENABLED]:
+                self._guarded(lambda: _call_one(self.state, self.rows, self._on_stop, cmd.a))
+            out = int(apply_command(self.state, cmd.kind, cmd.a, cmd.b, cmd.c, cmd.d))
+            if cmd.kind == CMD_START_STRATEGY:
+                self._guarded(lambda: _call_one(self.state, self.rows, self._on_start, cmd.a))
         self._check_buffers()
+        if self.at_end:
+            self.run()
         return out
+
+    def set_params(self, params: dict[str, Any], instance: int = -1) -> dict[str, Any]:
+        """Change strategy parameters now (all instances, or one), as a journaled command.
+
+        Values are checked like `--param` values; instrument fields cannot change on a running
+        engine (its subscriptions and orders refer to them). Returns the values written.
+        """
+        from engine.backtest import coerce_params
+
+        values = coerce_params(self.strategy_cls, dict(params))
+        cmd = Command(CMD_SET_PARAM, a=instance, text=json.dumps(values, sort_keys=True))
+        self.command(cmd)
+        return json.loads(self.commands[-1].text)
+
+    def stop_instance(self, instance: int) -> int:
+        """Stop one instance: its on_stop, then no more calls and its orders canceled."""
+        return self.command(Command(CMD_STOP_STRATEGY, a=instance))
+
+    def start_instance(self, instance: int) -> int:
+        """Start a stopped (or faulted) instance again: calls resume with its on_start."""
+        return self.command(Command(CMD_START_STRATEGY, a=instance))
+
+    def _check_params(self, cmd: Command) -> dict[str, Any]:
+        from engine.backtest import coerce_params
+
+        try:
+            raw = json.loads(cmd.text)
+        except ValueError:
+            raise UsageError(f"set_param: {cmd.text!r} is not a JSON object") from None
+        if not isinstance(raw, dict):
+            raise UsageError(f"set_param: {cmd.text!r} is not a JSON object")
+        values = coerce_params(self.strategy_cls, raw)
+        if not -1 <= cmd.a < len(self.rows):
+            raise UsageError(
+                f"strategy instance {cmd.a} does not exist (there are {len(self.rows)})"
+            )
+        for k, v in values.items():
+            if re.fullmatch(r"instrument\d*", k):
+                current = {int(x) for x in np.asarray(self.rows[k])}
+                if current != {int(v)}:
+                    raise UsageError(f"parameter {k!r} cannot change on a running engine")
+        return values
+
+    def _write_params(self, values: dict[str, Any], instance: int) -> None:
+        targets = range(len(self.rows)) if instance < 0 else [instance]
+        for k, v in values.items():
+            for j in targets:
+                self.rows[k][j] = v
 
     def _check_buffers(self) -> None:
         """Rows can only be lost when one event or command outgrew a buffer: say so."""
@@ -424,7 +522,7 @@ class Engine:
         def walk(prefix: str, obj) -> None:
             if isinstance(obj, np.ndarray):
                 arrays[prefix] = obj
-            else:
+            elif hasattr(obj, "_fields"):  # not the compiled risk rule: the config has it
                 for name in obj._fields:
                     walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
 
@@ -462,7 +560,7 @@ class Engine:
                 if saved.shape != obj.shape or saved.dtype != obj.dtype:
                     raise EngineError(f"{path}: array {prefix} has another shape or type")
                 obj[...] = saved
-            else:
+            elif hasattr(obj, "_fields"):
                 for name in obj._fields:
                     walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
 

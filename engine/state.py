@@ -18,7 +18,8 @@ order ends (pooling); the generation makes a stale id from a previous occupant d
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from engine.codes import (
     ST_REJECTED,
     ST_SUBMITTED,
 )
+from engine.risk_rules import RULE_PARAMS, compile_rule
 
 SLOT_BITS: Final = 20
 SLOT_MASK: Final = (1 << SLOT_BITS) - 1
@@ -173,7 +175,8 @@ MK_LV_ASK: Final = 9
 MK_MAX_ORDER_QTY: Final = 10  # lots (0: off)
 MK_MAX_POSITION: Final = 11  # lots per strategy (0: off)
 MK_SPOOF_MIN_QTY: Final = 12  # lots (0: off)
-MK_N: Final = 13
+MK_MID_X2: Final = 13  # mid_x2 after the last whole venue message (0 when unknown)
+MK_N: Final = 14
 # ---- our resting orders by price level, int64 [instruments, 2 sides, own_levels, LV_N]:
 # levels sorted like the book, best at the end (bids ascending, asks descending); each level
 # holds a FIFO of order slots linked through O_NXT / O_PRV.
@@ -207,6 +210,8 @@ CK_STOP_FLAGS: Final = 9  # BREAK_* bits raised by the current event
 CK_LAST_DATA_TS: Final = 10
 CK_LAST_STATUS: Final = 11  # OMS state of the order the last report was about
 CK_FAULT: Final = 12  # set by a strategy hook's guard when the hook raised (its code)
+CK_DATA_ENDED: Final = 13  # 1 once the data ended: only scheduled events remain
+CK_RULE_CODE: Final = 14  # the code the user risk rule returned for the last order it denied
 # settings
 CI_ENTRY_LATENCY: Final = 16  # ns from submit to the venue
 CI_CANCEL_LATENCY: Final = 17
@@ -271,6 +276,8 @@ class EngineState(NamedTuple):
     cfg: np.ndarray  # float64 [CF_N] settings as floats
     instf: np.ndarray  # float64 [instruments, IF_N]
     table: np.ndarray  # bool [N_STATES, N_STATES] the OMS transition table
+    rule: Any  # the user's pre-trade rule, a compiled function (engine/risk_rules.py)
+    rule_params: np.ndarray  # float64 [RULE_PARAMS] the rule's parameters
 
 
 def transition_table() -> np.ndarray:
@@ -328,6 +335,7 @@ def new_state(
     consumed_capacity: int = 64,
     submit_ring: int = 64,
     own_levels: int = 1024,
+    risk_rule: Callable | None = None,
 ) -> EngineState:
     """Allocate a zeroed engine state (engine.config.configure fills in the settings)."""
     i, s, m = int(n_instruments), int(n_strategies) + 1, int(max_orders)
@@ -371,6 +379,8 @@ def new_state(
         cfg=np.zeros(CF_N, np.float64),
         instf=np.zeros((i, IF_N), np.float64),
         table=transition_table(),
+        rule=compile_rule(risk_rule),
+        rule_params=np.zeros(RULE_PARAMS, np.float64),
     )
 
 

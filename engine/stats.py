@@ -22,6 +22,8 @@ C_FILLED_LOTS: Final = STATS_BASE + 12
 C_STRATEGY_CALLS: Final = STATS_BASE + 13
 C_CONSUMED_EVICTED: Final = STATS_BASE + 14
 C_BUFFER_OVERFLOW: Final = STATS_BASE + 15  # rows lost: one event outgrew a buffer
+C_AMENDS: Final = STATS_BASE + 16
+C_TIMERS_AFTER_END: Final = STATS_BASE + 17  # timers due after the data ended (not fired)
 
 COUNTER_NAMES: Final = {
     C_ORDERS_SUBMITTED: "orders_submitted",
@@ -40,4 +42,6 @@ COUNTER_NAMES: Final = {
     C_STRATEGY_CALLS: "strategy_calls",
     C_CONSUMED_EVICTED: "consumed_entries_evicted",
     C_BUFFER_OVERFLOW: "buffer_overflow",
+    C_AMENDS: "amends",
+    C_TIMERS_AFTER_END: "timers_after_end",
 }

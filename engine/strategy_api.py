@@ -23,18 +23,19 @@ from engine.codes import (
     TIF_GTC,
     TIF_IOC,
 )
+from engine.execution import amend_order as _amend_order
 from engine.execution import cancel_all as _cancel_all
 from engine.execution import cancel_order as _cancel_order
 from engine.execution import row_of, submit_order
 from engine.jit import hot
 from engine.oms import slot_of
 from engine.portfolio import equity as _equity
-from engine.risk import mid_x2 as _mid_x2
 from engine.scheduler import schedule
 from engine.state import (
     CK_CUR_STRAT,
     CK_NOW,
     MK_LAST_PX,
+    MK_MID_X2,
     O_FILLED,
     O_QAHEAD,
     O_STATUS,
@@ -89,8 +90,12 @@ def depth(ctx, inst: int, side: int, price: int) -> int:
 
 @hot
 def mid_x2(ctx, inst: int) -> int:
-    """Twice the mid in ticks (book, else quotes, else last trade; 0 if unknown)."""
-    return _mid_x2(ctx, inst)
+    """Twice the mid in ticks (book, else quotes, else last trade; 0 if unknown).
+
+    Read from the value the loop stores after each whole venue message: hooks only run
+    between messages, so it equals computing it from the book, without two book calls.
+    """
+    return ctx.mk[inst, MK_MID_X2]
 
 
 @hot
@@ -153,6 +158,17 @@ def market(ctx, inst: int, side: int, qty: int) -> int:
 def cancel(ctx, oid: int) -> bool:
     """Request a cancel (False if the order is unknown, finished or already canceling)."""
     return _cancel_order(ctx, oid, R_CANCEL_REQUEST)
+
+
+@hot
+def amend(ctx, oid: int, price: int, qty: int) -> int:
+    """Ask for a new price and/or total quantity of a working limit order.
+
+    Returns R_NONE (0) when the request was sent, else a reason code. The order is pending
+    update until the venue answers; a smaller quantity at the same price keeps its queue
+    place, anything else goes to the back of the level; a price that would cross is refused.
+    """
+    return _amend_order(ctx, oid, price, qty)
 
 
 @hot

@@ -35,6 +35,10 @@ from engine.codes import (
     OF_POST_ONLY,
     OT_MARKET,
     QM_PROPORTIONAL,
+    R_AMEND_BAD_QUANTITY,
+    R_AMEND_REJECTED,
+    R_AMEND_WOULD_CROSS,
+    R_AMENDED,
     R_CANCEL_REJECTED,
     R_CANCELED,
     R_FOK_UNFILLABLE,
@@ -120,6 +124,8 @@ V_NOT_THERE = 0
 V_RESTING = 1
 V_DONE = 2
 CANCEL_REJECT_STATE = -1
+AMEND_ACK_STATE = -2  # report state of an applied amend (the order keeps working)
+AMEND_REJECT_STATE = -3  # report state of a refused amend (the order is unchanged)
 """`aux` of a report that says a cancel failed (too late or unknown at the venue)."""
 
 
@@ -504,6 +510,55 @@ def cancel_arrive(st, slot: int) -> None:
         report(st, slot, ST_CANCELED, R_CANCELED)
     else:
         report(st, slot, CANCEL_REJECT_STATE, R_CANCEL_REJECTED)
+
+
+@hot
+def amend_arrive(st, slot: int, price: int, qty: int) -> bool:
+    """An amend reaches the venue: move a resting order to a new price and/or quantity.
+
+    The venue model of real exchanges (Binance's order.amend.keepPriority, CME, Eurex):
+    reducing the quantity at the same price keeps the order's place in the queue; a new
+    price or a larger quantity sends it to the back of its (new) level, behind what is
+    displayed there. An amend never takes liquidity: a new price that would cross the other
+    side is refused and the order stays as it was. Returns True when applied.
+    """
+    o = st.o[slot]
+    if o[O_VSTATE] != V_RESTING:
+        report(st, slot, AMEND_REJECT_STATE, R_AMEND_REJECTED)
+        return False
+    if qty <= o[O_VFILLED]:
+        report(st, slot, AMEND_REJECT_STATE, R_AMEND_BAD_QUANTITY)
+        return False
+    inst, side = o[O_INST], o[O_SIDE]
+    if price != o[O_PRICE]:
+        opp = -side
+        if _n_levels(st, inst, opp) > 0:
+            px, _ = _level(st, inst, opp, 0)
+            if _within(side, px, price, False):
+                report(st, slot, AMEND_REJECT_STATE, R_AMEND_WOULD_CROSS)
+                return False
+        if _own_cross(st, inst, side, price, False) >= 0:
+            report(st, slot, AMEND_REJECT_STATE, R_AMEND_WOULD_CROSS)
+            return False
+    if price == o[O_PRICE] and qty <= o[O_QTY]:
+        o[O_QTY] = qty  # smaller at the same price: keeps its place
+    else:
+        old_px, old_qty = o[O_PRICE], o[O_QTY]
+        unlink(st, slot)
+        o[O_PRICE] = price
+        o[O_QTY] = qty
+        if not link(st, slot):
+            # No level slot for the new price: put it back as it was and refuse.
+            o[O_PRICE] = old_px
+            o[O_QTY] = old_qty
+            link(st, slot)
+            report(st, slot, AMEND_REJECT_STATE, R_TOO_MANY_LEVELS)
+            return False
+        o[O_QAHEAD] = displayed(st, inst, side, price)
+        o[O_PTRADE] = 0
+    o[O_TS_VENUE] = st.ctl[CK_NOW]
+    report(st, slot, AMEND_ACK_STATE, R_AMENDED)
+    return True
 
 
 # ------------------------------------------------------------------------ market data

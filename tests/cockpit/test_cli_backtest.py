@@ -263,3 +263,44 @@ def test_subprocess_cockpit_backtest(tmp_path):
 
 def test_errors_are_cockpit_errors():
     assert issubclass(StrategyError, CockpitError) and issubclass(UsageError, CockpitError)
+
+
+def test_a_user_risk_rule_from_the_command_line(tmp_path):
+    rule = tmp_path / "my_rules.py"
+    rule.write_text(
+        "def no_orders_above(strat, inst, side, price, qty, position, mid_x2, now, params):\n"
+        "    return 7 if qty > params[0] else 0\n"
+    )
+    base = json.loads(backtest(MAKER, SYN, "--param size=2 --json"))
+    doc = json.loads(
+        backtest(MAKER, SYN, f"--param size=2 --risk-rule {rule}:no_orders_above", "--json")
+    )
+    assert base["orders_denied"] == 0 and base["orders"] > 0
+    assert doc["orders"] == 0 and doc["orders_denied"] > 0
+    assert doc["alerts"] == {"user_rule": doc["orders_denied"]}
+    loose = json.loads(
+        backtest(
+            MAKER,
+            SYN,
+            f"--param size=2 --risk-rule {rule}:no_orders_above --risk-rule-params 2",
+            "--json",
+        )
+    )
+    assert loose["orders_denied"] == 0 and loose["orders"] == base["orders"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("nofile.py", "expected FILE.py:FUNCTION"),
+        ("/nonexistent/r.py:f", "no such file"),
+        ("RULE:missing", "has no function 'missing'"),
+    ],
+)
+def test_bad_risk_rules(tmp_path, spec, match):
+    rule = tmp_path / "r.py"
+    rule.write_text("def f(a, b, c, d, e, f, g, h, i):\n    return 0\n")
+    with pytest.raises(UsageError, match=match):
+        backtest(MAKER, SYN, f"--risk-rule {spec.replace('RULE', str(rule))}")
+    with pytest.raises(UsageError, match="--risk-rule-params value 2"):
+        backtest(MAKER, SYN, f"--risk-rule {rule}:f --risk-rule-params 1,x")

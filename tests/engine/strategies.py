@@ -173,3 +173,15 @@ class Garbage(Base):
         if r < 0:
             self.denied += 1
         return r
+
+
+class Amender(Base):
+    """Sends one limit order on message `at`; on message `again` amends it to price + step,
+    total quantity `count` (ret2 = what api.amend returned)."""
+
+    def on_data(self, ctx, ev):
+        self.n_data += 1
+        if self.n_data == self.at:
+            self.oid = api.submit(ctx, self.instrument, self.side, self.price, self.qty, 0, 0, 0)
+        if self.n_data == self.again:
+            self.ret2 = api.amend(ctx, self.oid, self.price + self.step, self.count)
