@@ -10,11 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from textual.binding import Binding
 from textual.widgets import TabbedContent
 
+from cockpit.bindings import first_key
+from cockpit.optimizer_job import (
+    OptimizerJob,
+    app_workers,
+    default_options,
+    params_text,
+    summary,
+    tunable_params,
+)
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.jump import JumpScreen
+from cockpit.screens.optimize import OptimizeScreen
 from cockpit.screens.order import OrderScreen, OrderTicket
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.orders import FILTERS, OrdersTable
@@ -171,6 +182,114 @@ class ActionsMixin:
             self.poll_soon()
 
         self.push_screen(OrderScreen(inst, side, side_name, price, size), done)
+
+    # ---- optimizer
+
+    def key_label(self: CockpitApp, ident: str) -> str:
+        """How the first key of a binding id shows (after the user's keymap), for hints."""
+        return self.get_key_display(Binding(first_key(ident, self.keymap_overrides), ""))
+
+    def action_optimize(self: CockpitApp) -> None:
+        """Ask for search options, then optimize the running strategy over the app's data."""
+        job = self.optimizer_job
+        if job is not None and job.running:
+            p = job.snapshot.progress
+            where = f" ({p.evaluations:,}/{p.budget:,} evaluations)" if p else ""
+            self.notify(
+                f"an optimization is already running{where}: one at a time; "
+                f"{self.key_label('optimize_cancel')} cancels it",
+                severity="warning",
+            )
+            return
+        eng = self.bridge.engine
+        cls = eng.strategy_cls
+        params = dict(getattr(cls, "params", {}) or {})
+        if not tunable_params(cls):
+            self.notify(
+                "nothing to optimize: the app runs no strategy with numeric parameters "
+                "(open it with --strategy FILE)",
+                severity="warning",
+            )
+            return
+        rows = eng.rows
+        current = {k: rows[k][0].item() for k in params if rows.dtype[k].shape == ()}
+        workers = app_workers()
+        title = (
+            f"Optimize {cls.__name__} over the app's data ({len(eng.events):,} events), "
+            f"{workers} thread{'s' if workers > 1 else ''}"
+        )
+        hint = "parameters now: " + "  ".join(
+            f"{k}={v!r}" if isinstance(v, float) else f"{k}={str(v).lower()}"
+            for k, v in current.items()
+        )
+
+        def build(text: str) -> OptimizerJob:
+            return OptimizerJob.from_text(eng.stream, cls, text, workers=workers)
+
+        def done(new: OptimizerJob | None) -> None:
+            if new is None:
+                return
+            if self.optimizer_job is not None and self.optimizer_job.running:
+                self.notify("an optimization is already running: one at a time", severity="warning")
+                return
+            self.optimizer_job = new
+            self.optimizer_state_seen = "running"
+            new.start()
+            cfg = new.config
+            self.notify(
+                f"optimization started: {cfg.budget:,} evaluations at most; "
+                f"{self.key_label('optimize_cancel')} cancels"
+            )
+            self.action_show_pane("optimizer")
+
+        self.push_screen(OptimizeScreen(title, hint, default_options(cls, current), build), done)
+
+    def action_optimize_cancel(self: CockpitApp) -> None:
+        """Stop the optimization after the evaluations in flight."""
+        job = self.optimizer_job
+        if job is None or not job.running:
+            self.notify("no optimization is running", severity="warning")
+            return
+        job.cancel()
+        self.notify("cancelling the optimization: it stops after the evaluations in flight")
+
+    def action_optimize_load(self: CockpitApp) -> None:
+        """Write the best parameters found into the running strategy (every instance)."""
+        job = self.optimizer_job
+        if job is None:
+            self.notify(
+                f"no optimization to load from: {self.key_label('optimize')} starts one",
+                severity="warning",
+            )
+            return
+        p = job.snapshot.progress
+        if p is None or p.best_score is None:
+            self.notify("the optimization has no best parameters yet", severity="warning")
+            return
+        if job.running:
+            self.notify(
+                f"loading the best so far (generation {p.generation}/{p.generations}): "
+                f"{params_text(p.best_params)}; the optimization goes on"
+            )
+        self.bridge.load_params(job.best_params)
+        self.poll_soon()
+
+    def watch_optimizer(self: CockpitApp) -> None:
+        """Say once when the optimization has ended, and how (timer)."""
+        job = self.optimizer_job
+        if job is None:
+            return
+        state = job.snapshot.state
+        if state == self.optimizer_state_seen:
+            return
+        self.optimizer_state_seen = state
+        if state == "failed":
+            self.notify(summary(job), severity="error", timeout=8)
+        elif state in ("done", "cancelled"):
+            text = summary(job)
+            if job.snapshot.progress is not None and job.snapshot.progress.best_score is not None:
+                text += f"; {self.key_label('optimize_load')} loads them into the strategy"
+            self.notify(text, severity="information", timeout=6)
 
     # ---- view
 

@@ -19,6 +19,7 @@ from cockpit.actions import ActionsMixin
 from cockpit.bindings import BINDINGS
 from cockpit.bridge import EngineBridge
 from cockpit.commands import CockpitCommands
+from cockpit.optimizer_job import JobState, OptimizerJob
 from cockpit.screens.error import ErrorScreen
 from cockpit.screens.main import MainScreen
 from cockpit.widgets.ladder import LadderState
@@ -28,6 +29,8 @@ POLL_HZ = 30.0
 """Snapshot reads per second (the design asks for 10 to 30)."""
 SWITCH_INTERVAL = 0.001
 """Seconds a thread waiting for the GIL waits at most (Python's default is 0.005)."""
+OPTIMIZER_WATCH_SECONDS = 0.25
+"""How often the app looks whether the optimization has ended (to say so once)."""
 FOLLOW_UP_POLL = 0.015
 """Seconds after a request when the app looks again: the engine thread answers between
 chunks (about 10 ms apart), so the effect of a key shows before the next timer tick."""
@@ -65,6 +68,9 @@ class CockpitApp(ActionsMixin, App[int]):
         self._failure_shown = False
         self.frames = 0
         """Snapshots drawn so far (the UI benchmark counts them)."""
+        self.optimizer_job: OptimizerJob | None = None
+        """The newest optimization started from the palette (the optimizer pane follows it)."""
+        self.optimizer_state_seen: JobState = "idle"
         for t in THEMES:
             self.register_theme(t)
         self.theme = self.initial_theme  # before the first frame: no repaint in another theme
@@ -87,13 +93,17 @@ class CockpitApp(ActionsMixin, App[int]):
             sys.setswitchinterval(SWITCH_INTERVAL)
             self.run_worker(self.bridge.serve, thread=True, name="engine", exit_on_error=False)
         self.set_interval(1 / self.poll_hz, self.poll)
+        self.set_interval(OPTIMIZER_WATCH_SECONDS, self.watch_optimizer)
         self.call_after_refresh(self.poll)
         # Everything allocated so far (numba, numpy, Textual, the engine) lives as long as
         # the app: keep it out of the collector's full passes, which otherwise stall frames.
         gc.freeze()
 
     def on_unmount(self) -> None:
-        """Let the engine thread finish its chunk and leave (threads cannot be killed)."""
+        """Let the engine thread finish its chunk and leave (threads cannot be killed); an
+        optimization stops after its evaluations in flight (they hold up the exit)."""
+        if self.optimizer_job is not None:
+            self.optimizer_job.cancel()
         self.bridge.stop()
 
     def poll(self) -> None:

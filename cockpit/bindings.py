@@ -114,6 +114,16 @@ TABLE: Final[tuple[Entry, ...]] = (
         "View", _b("6", "show_pane('optimizer')", "Optimizer pane", "pane_optimizer", show=False)
     ),
     Entry("View", _b("ctrl+t", "next_theme", "Next theme", "theme", show=False)),
+    # ---- optimizer (cockpit/optimizer_job.py; the pane is cockpit/widgets/optimizer.py)
+    Entry("Optimizer", _b("o", "optimize", "Start optimization…", "optimize", show=False)),
+    Entry(
+        "Optimizer",
+        _b("ctrl+o", "optimize_cancel", "Cancel optimization", "optimize_cancel", show=False),
+    ),
+    Entry(
+        "Optimizer",
+        _b("l", "optimize_load", "Load best parameters", "optimize_load", show=False),
+    ),
     # ---- app
     Entry("App", _b("question_mark,h", "help", "Help", "help", key_display="?")),
     Entry("App", _b("q", "quit", "Quit", "quit")),
@@ -123,7 +133,7 @@ BINDINGS: Final[list[Binding]] = [e.binding for e in TABLE]
 """What CockpitApp.BINDINGS holds."""
 
 BY_ID: Final[dict[str, Entry]] = {e.binding.id: e for e in TABLE if e.binding.id}
-SECTIONS: Final[tuple[str, ...]] = ("Replay", "Trading", "View", "App")
+SECTIONS: Final[tuple[str, ...]] = ("Replay", "Trading", "View", "Optimizer", "App")
 CONFIRM_ACTIONS: Final[frozenset[str]] = frozenset(e.binding.action for e in TABLE if e.confirm)
 
 
@@ -171,3 +181,8 @@ def load_keymap(path: str | os.PathLike | None) -> dict[str, str]:
 def key_for(entry: Entry, keymap: dict[str, str]) -> str:
     """The keys that trigger an entry under a keymap (comma-separated Textual key names)."""
     return keymap.get(entry.binding.id or "", entry.binding.key)
+
+
+def first_key(ident: str, keymap: dict[str, str]) -> str:
+    """The first key of a binding id under a keymap (for "press X to ..." hints)."""
+    return key_for(BY_ID[ident], keymap).split(",")[0].strip()

@@ -5,8 +5,10 @@ Contract with the UI (house style rule 5):
 - Only the engine thread touches the Engine. The UI calls the request methods (`play`,
   `step`, `send`, ...), which put a small request on a queue and return at once.
 - Between chunks the thread applies queued requests (manual commands are stamped and
-  journaled by the Engine), checks the stop flag (thread workers cannot be killed), and
-  publishes an immutable `Snapshot` of numpy copies by swapping one attribute.
+  journaled by the Engine; strategy parameters loaded with `load_params` are written by
+  `set_strategy_params`, not journaled yet), checks the stop flag (thread workers cannot
+  be killed), and publishes an immutable `Snapshot` of numpy copies by swapping one
+  attribute.
 - The UI reads `bridge.snapshot` on a timer (10-30 Hz). No message is posted per event or
   per chunk: `post_message` costs about 100 us and `call_from_thread` blocks the caller.
 - The jitted loop runs with `nogil=True`, so a chunk leaves the UI thread the interpreter.
@@ -58,7 +60,7 @@ from engine.commands import (
     COMMAND_NAMES,
     Command,
 )
-from engine.errors import CockpitError
+from engine.errors import CockpitError, UsageError
 from engine.events import KIND_TRADE, SIDE_BUY, SIDE_SELL
 from engine.instruments import Instrument
 from engine.portfolio import equity as row_equity
@@ -456,6 +458,14 @@ class EngineBridge:
         """Show another instrument in the book, tape and chart."""
         self._request("instrument", int(inst))
 
+    def load_params(self, params: dict[str, Any]) -> None:
+        """Write strategy parameter values into every instance between two chunks.
+
+        The outcome (the values written, or why nothing was) comes back as a message of the
+        next snapshot, like a manual order's.
+        """
+        self._request("params", dict(params))
+
     def _request(self, kind: str, value: Any = None) -> None:
         req = Request(kind, value)
         if self.threaded:
@@ -594,6 +604,9 @@ class EngineBridge:
         if kind == "command":
             self._command(value)
             return
+        if kind == "params":
+            self._load_params(value)
+            return
         if eng.at_end and kind in ("play", "toggle", "step", "until", "jump"):
             self._mode = "ended"
             self._say("information", "the replay is at the end of the data")
@@ -633,6 +646,17 @@ class EngineBridge:
                 self._say("information", f"manual order sent (id {result})")
         else:
             self._say("information", f"{name}: {result} request(s) sent")
+
+    def _load_params(self, params: dict[str, Any]) -> None:
+        try:
+            written = set_strategy_params(self.engine, params)
+        except UsageError as exc:  # a bad value is the user's, not an engine failure
+            self._say("error", f"parameters not loaded: {exc}")
+            return
+        n = len(self.engine.rows)
+        where = "the strategy" if n == 1 else f"all {n} strategy instances"
+        values = ", ".join(f"{k}={_param_text(v)}" for k, v in written.items())
+        self._say("information", f"parameters loaded into {where}: {values}")
 
     def _start_seek(self, mask: int, stop_ts: int, what: str) -> None:
         self._mode = "seeking"
@@ -965,6 +989,30 @@ class EngineBridge:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def set_strategy_params(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:
+    """Write parameter values into every strategy instance of a running engine.
+
+    The one place the cockpit changes a running strategy's parameters; call it only from
+    the engine thread, between two chunks. Returns the values written (parsed); raises
+    UsageError for an unknown parameter or a bad value, having written nothing.
+
+    The change is not journaled: a recorded session does not replay it. It is to become the
+    journaled command method `engine.set_params(params)` of engine/runner.py: swap the call
+    below (and keep the UsageError contract).
+    """
+    from engine.optimizer import apply_params
+
+    return apply_params(engine, params)
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return str(value)
 
 
 _OV_FROM_O: Final = (

@@ -97,6 +97,16 @@ def rate(per_s: float) -> str:
     return f"{per_s:.0f}/s"
 
 
+def duration(seconds: float) -> str:
+    """Wall time, compact: 9s, 4m05s, 2h03m."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def fit(text: str, width: int, align: str = "<") -> str:
     """Pad or cut text to exactly width cells (ASCII and box characters only)."""
     if width <= 0:

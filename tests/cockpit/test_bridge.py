@@ -127,3 +127,42 @@ def test_thread_runs_and_stops(market) -> None:
     finally:
         b.stop()
     assert not thread.is_alive()
+
+
+def test_load_params_writes_every_strategy_row(market, clock) -> None:
+    b = EngineBridge(Engine(market, Quoter, [{}, {"size": 7}]), threaded=False, clock=clock)
+    b.step(100)
+    b.load_params({"size": "80"})
+    assert b.engine.rows["size"].tolist() == [80, 80]
+    assert b.snapshot.messages[-1].text == (
+        "parameters loaded into all 2 strategy instances: size=80"
+    )
+    b.step(100)  # the engine runs on with the new values
+    assert b.snapshot.failure is None
+
+
+def test_bad_params_are_a_message_not_an_engine_failure(make_bridge) -> None:
+    b = make_bridge(steps=10)
+    b.load_params({"size": 90, "nope": 1})
+    msg = b.snapshot.messages[-1]
+    assert msg.severity == "error"
+    assert msg.text.startswith("parameters not loaded: Quoter: unknown parameter 'nope'")
+    assert b.engine.rows["size"].tolist() == [50]  # nothing written
+    assert b.snapshot.failure is None and b.snapshot.status.mode == "paused"
+
+
+@pytest.mark.slow
+def test_params_load_between_chunks_of_a_running_replay(market) -> None:
+    b = EngineBridge(Engine(market, Quoter, [{}]), speed=1.0)
+    b.start()
+    try:
+        b.play()
+        b.load_params({"size": 61})
+        deadline = time.monotonic() + 30
+        while not b.snapshot.messages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b.snapshot.messages[-1].text == "parameters loaded into the strategy: size=61"
+        assert b.engine.rows["size"][0] == 61
+        assert b.snapshot.status.mode == "playing"
+    finally:
+        b.stop()
