@@ -63,6 +63,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from adapters._sequence import DIFF_APPLY, DIFF_GAP, DIFF_STALE
 from engine.data.stream import EventStream, check_order
 from engine.errors import DataError, FormatError, UsageError
 from engine.events import (
@@ -245,15 +246,6 @@ def load_binance_capture(
     for path in paths:
         loader.read_file(path)
     return loader.finish(instrument)
-
-
-# Verdicts of Binance's depth sync rule on one diff (see depth_diff_verdict).
-DIFF_STALE: Final = 0
-"""The book already holds it (it ends at or before the snapshot): drop it."""
-DIFF_APPLY: Final = 1
-"""It continues the book: apply it."""
-DIFF_GAP: Final = 2
-"""It does not continue the book: updates were missed, the book must be rebuilt."""
 
 
 def depth_diff_verdict(

@@ -1,0 +1,1 @@
+"""Live venue connections: WebSocket market data, the sandbox venue server, and their parts."""

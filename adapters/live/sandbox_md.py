@@ -1,0 +1,851 @@
+"""A sandbox venue on loopback that speaks Binance spot market data (the server side).
+
+It replays recorded data (a Binance WebSocket capture from ../shared/data/binance-ws, or any
+event stream) as a live venue would: one market timeline, broadcast to whichever
+connections are subscribed at the moment, while a REST endpoint serves snapshots of the
+sandbox's own book at the same instant. A client that connects late, or reconnects, sees
+what a real client sees: diffs from "now" on, and must fetch a snapshot to sync.
+
+Endpoints, HTTP and WebSocket on one port (websockets' `process_request` hook answers the
+plain HTTP GETs before any WebSocket handshake; one port keeps the sandbox one address):
+
+- `GET /api/v3/depth?symbol=S&limit=N` -> `{"lastUpdateId", "bids", "asks"}`, best first,
+  N in 1..5000 (default 100). The `X-MBX-USED-WEIGHT-1M` header reports the weight spent.
+- `GET /api/v3/exchangeInfo[?symbol=S | ?symbols=["S",...]]` -> `rateLimits` and `symbols`
+  with PRICE_FILTER (tickSize), LOT_SIZE (stepSize) and NOTIONAL (minNotional) filters.
+- `GET /api/v3/time` -> `{"serverTime"}`; `GET /api/v3/ping` -> `{}`.
+- WebSocket `/stream[?streams=a/b]`: combined streams `<sym>@depth@100ms` (or `@depth`),
+  `<sym>@trade`, `<sym>@bookTicker` in `{"stream", "data"}` envelopes; control frames
+  SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS answered `{"result", "id"}`.
+  Raw streams (`/ws/<name>`) and `@depth` at 1000 ms batching are not emulated: `@depth`
+  carries the same diffs as `@depth@100ms`.
+
+Replay: the book starts at the capture's REST snapshot (or the stream's first snapshot);
+messages follow in recorded order, paced by their receive times divided by `speed`
+(0: as fast as the sockets take them). The replay starts with the first SUBSCRIBE (or
+`start_replay()`); `replay_done` is set at its end, after which the server keeps serving
+the final book.
+
+Fault injection (`Faults.parse("drop_diff=5,dup_diff=9,kill_socket_after=40")`; a key may
+repeat, counts are 1-based):
+  drop_diff=N            the N-th depth diff is applied to the sandbox book but not sent
+  dup_diff=N             the N-th depth diff is sent twice
+  kill_socket_after=N    after the N-th replayed message, every client socket is aborted
+                         (TCP reset, no close frame)
+  server_shutdown_after=N  after the N-th message, a `{"e": "serverShutdown"}` event goes
+                         to every client, whose sockets are closed `shutdown_grace` s later
+  bad_frame=N            after the N-th message, a malformed JSON frame to every client
+  bad_shape=N            after the N-th message, a trade frame missing its fields
+  no_reply=N             the N-th control request is carried out but never answered
+  http_429=N             the first N REST requests are answered 429 with Retry-After
+  retry_after=S          the Retry-After of those answers, seconds (default 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import http
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from engine.data.stream import EventStream
+from engine.errors import DataError, UsageError
+from engine.events import (
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+    KIND_BOOK_CLEAR,
+    KIND_BOOK_DELTA,
+    KIND_BOOK_SNAPSHOT,
+    KIND_QUOTE,
+    KIND_TRADE,
+    SIDE_BUY,
+    SIDE_SELL,
+)
+from engine.instruments import infer_step
+
+log = logging.getLogger(__name__)
+
+MS: Final = 1_000_000
+RATE_LIMITS: Final = (
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+)
+_QUOTES: Final = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+_LOOPBACK: Final = {"127.0.0.1", "::1", "localhost"}
+_CHANNELS: Final = ("depth", "trade", "bookTicker")
+
+# -- faults ---------------------------------------------------------------------------------
+
+_COUNT_KEYS: Final = (
+    "drop_diff",
+    "dup_diff",
+    "kill_socket_after",
+    "server_shutdown_after",
+    "bad_frame",
+    "bad_shape",
+    "no_reply",
+)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the sandbox does wrong, and when (see the module docstring)."""
+
+    drop_diff: frozenset[int] = frozenset()
+    dup_diff: frozenset[int] = frozenset()
+    kill_socket_after: frozenset[int] = frozenset()
+    server_shutdown_after: frozenset[int] = frozenset()
+    bad_frame: frozenset[int] = frozenset()
+    bad_shape: frozenset[int] = frozenset()
+    no_reply: frozenset[int] = frozenset()
+    http_429: int = 0
+    retry_after: int = 1
+
+    @classmethod
+    def parse(cls, spec: str | None) -> Faults:
+        """`"drop_diff=5,dup_diff=9"` -> Faults; UsageError names an unknown key or value."""
+        if not spec:
+            return cls()
+        sets: dict[str, set[int]] = {k: set() for k in _COUNT_KEYS}
+        scalars: dict[str, int] = {}
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep:
+                raise UsageError(f"fault {part!r}: expected KEY=N")
+            try:
+                n = int(value)
+            except ValueError:
+                raise UsageError(f"fault {key}: {value!r} is not an integer") from None
+            if n < 0 or (n == 0 and key in sets):
+                raise UsageError(f"fault {key}: {n} is out of range (counts start at 1)")
+            if key in sets:
+                sets[key].add(n)
+            elif key in ("http_429", "retry_after"):
+                scalars[key] = n
+            else:
+                known = ", ".join((*_COUNT_KEYS, "http_429", "retry_after"))
+                raise UsageError(f"unknown fault {key!r}; known: {known}")
+        return cls(**{k: frozenset(v) for k, v in sets.items()}, **scalars)
+
+
+# -- the book -------------------------------------------------------------------------------
+
+
+class SandboxBook:
+    """One symbol's book as the venue holds it: decimal text by price, and its update id."""
+
+    def __init__(
+        self,
+        update_id: int,
+        bids: Iterable[Sequence[str]] = (),
+        asks: Iterable[Sequence[str]] = (),
+    ) -> None:
+        self.update_id = update_id
+        self.bids: dict[Decimal, tuple[str, str]] = {}
+        self.asks: dict[Decimal, tuple[str, str]] = {}
+        self._set(self.bids, bids)
+        self._set(self.asks, asks)
+
+    @staticmethod
+    def _set(side: dict[Decimal, tuple[str, str]], levels: Iterable[Sequence[str]]) -> None:
+        for price, qty in levels:
+            key = Decimal(price)
+            if Decimal(qty) == 0:
+                side.pop(key, None)
+            else:
+                side[key] = (price, qty)
+
+    def apply(self, diff: dict) -> None:
+        """Apply a depthUpdate's levels (absolute sizes, zero removes) and take its `u`."""
+        self._set(self.bids, diff["b"])
+        self._set(self.asks, diff["a"])
+        self.update_id = diff["u"]
+
+    def depth(self, limit: int) -> dict:
+        """The REST depth answer: best `limit` levels a side, best first."""
+        bids = sorted(self.bids, reverse=True)[:limit]
+        asks = sorted(self.asks)[:limit]
+        return {
+            "lastUpdateId": self.update_id,
+            "bids": [list(self.bids[p]) for p in bids],
+            "asks": [list(self.asks[p]) for p in asks],
+        }
+
+    def copy(self) -> SandboxBook:
+        """An independent copy."""
+        other = SandboxBook(self.update_id)
+        other.bids = dict(self.bids)
+        other.asks = dict(self.asks)
+        return other
+
+
+# -- what to replay -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """What exchangeInfo says about one symbol."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_notional: Decimal = Decimal("5")
+    base: str = ""
+    quote: str = ""
+
+    def info(self) -> dict:
+        """The exchangeInfo `symbols` entry."""
+        base, quote = self.base, self.quote
+        if not base:
+            quote = next((q for q in _QUOTES if self.symbol.endswith(q)), self.symbol[-4:])
+            base = self.symbol[: -len(quote)]
+        return {
+            "symbol": self.symbol,
+            "status": "TRADING",
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": _fmt(self.tick_size),
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": _fmt(self.tick_size),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": _fmt(self.step_size),
+                    "maxQty": "9000.00000000",
+                    "stepSize": _fmt(self.step_size),
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": _fmt(self.min_notional),
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000.00000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+            ],
+        }
+
+
+def _fmt(value: Decimal) -> str:
+    """Binance prints filter values with 8 decimals."""
+    exp = value.normalize().as_tuple().exponent
+    return f"{value:.8f}" if isinstance(exp, int) and exp >= -8 else str(value)
+
+
+@dataclass
+class ReplayMessage:
+    """One stream message of the timeline."""
+
+    ts: int
+    """Recorded receive time, ns (paces the replay)."""
+    symbol: str
+    channel: str
+    """`depth`, `trade` or `bookTicker`."""
+    data: dict
+
+
+@dataclass
+class Replay:
+    """A market timeline: the symbols, their books at the start, and the messages."""
+
+    specs: dict[str, SymbolSpec]
+    books: dict[str, SandboxBook]
+    messages: list[ReplayMessage] = field(default_factory=list)
+
+
+def replay_from_capture(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    max_messages: int | None = None,
+    tick_size: Decimal | str | None = None,
+    step_size: Decimal | str | None = None,
+) -> Replay:
+    """The timeline of a Binance spot capture, starting at its REST snapshot line.
+
+    Diffs received before the snapshot line that it does not hold (`u > lastUpdateId`) come
+    first, then the lines after it; earlier trades and tickers are skipped, so are diffs the
+    book already holds. Later snapshot lines are ignored (the sandbox's book is the venue's).
+    Tick and step are inferred from the replayed text (the finest decimal step) unless given.
+
+    Raises:
+        DataError: no snapshot line, a malformed line, a second symbol.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    book: SandboxBook | None = None
+    symbol: str | None = None
+    messages: list[ReplayMessage] = []
+    before: list[ReplayMessage] = []
+    prices: list[str] = []
+    sizes: list[str] = []
+    for path in paths:
+        name = str(path)
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if max_messages is not None and len(messages) >= max_messages:
+                    break
+                sp = line.find(b" ")
+                try:
+                    ts = int(line[:sp])
+                    msg = orjson.loads(line[sp + 1 :])
+                except (ValueError, orjson.JSONDecodeError) as exc:
+                    raise DataError(
+                        f"unreadable capture line: {exc}", path=name, line=lineno
+                    ) from None
+                if "lastUpdateId" in msg:
+                    if book is None:
+                        book = SandboxBook(msg["lastUpdateId"], msg["bids"], msg["asks"])
+                        for side in (msg["bids"], msg["asks"]):
+                            for p, q in side:
+                                prices.append(p)
+                                sizes.append(q)
+                        # Diffs received before the snapshot that it does not hold yet are
+                        # the venue's next messages (the first one bridges the snapshot).
+                        for early in before:
+                            if early.data["u"] > book.update_id:
+                                early.ts = ts
+                                messages.append(early)
+                                for p, q in (*early.data["b"], *early.data["a"]):
+                                    prices.append(p)
+                                    sizes.append(q)
+                    continue
+                if "stream" not in msg:
+                    continue
+                channel = msg["stream"].split("@")[1]
+                if channel not in _CHANNELS:
+                    continue
+                data = msg["data"]
+                if book is None:
+                    if channel == "depth":
+                        before.append(ReplayMessage(ts, data["s"], channel, data))
+                    continue
+                if symbol is None:
+                    symbol = data["s"]
+                elif data["s"] != symbol:
+                    raise DataError(f"second symbol {data['s']}", path=name, line=lineno)
+                if channel == "depth":
+                    if data["u"] <= book.update_id:
+                        continue
+                    for side in (data["b"], data["a"]):
+                        for p, q in side:
+                            prices.append(p)
+                            sizes.append(q)
+                elif channel == "trade":
+                    prices.append(data["p"])
+                    sizes.append(data["q"])
+                else:
+                    prices.extend((data["b"], data["a"]))
+                    sizes.extend((data["B"], data["A"]))
+                messages.append(ReplayMessage(ts, data["s"], channel, data))
+    if book is None or symbol is None:
+        raise DataError("no REST snapshot line and stream message: cannot replay", path=str(paths))
+    spec = SymbolSpec(
+        symbol,
+        Decimal(str(tick_size)) if tick_size is not None else infer_step(pa.array(prices)),
+        Decimal(str(step_size)) if step_size is not None else infer_step(pa.array(sizes)),
+    )
+    return Replay({symbol: spec}, {symbol: book}, messages)
+
+
+def replay_from_events(stream: EventStream, *, first_update_id: int = 1000) -> Replay:
+    """The timeline of an event stream, as Binance would have sent it.
+
+    Each instrument's first snapshot is its starting book; every later message becomes
+    Binance messages: its delta rows one depthUpdate (`U..u` spanning one id per level),
+    each trade a trade, a quote pair a bookTicker, and a later snapshot the depthUpdate
+    that turns the current book into it. Rows before an instrument's first snapshot and
+    lone resync clears are skipped. Times: `ts_local` paces, `ts_exch` becomes `E`/`T`.
+    """
+    ev = stream.events
+    ends = np.flatnonzero(ev["flags"] & FLAG_LAST)
+    specs: dict[str, SymbolSpec] = {}
+    start_books: dict[str, SandboxBook] = {}
+    books: dict[str, SandboxBook] = {}
+    trade_ids: dict[str, int] = {}
+    messages: list[ReplayMessage] = []
+    start = 0
+    for end in ends:
+        msg = ev[start : end + 1]
+        start = end + 1
+        inst = stream.instruments[int(msg["instrument"][0])]
+        sym = inst.symbol
+        if sym not in specs:
+            specs[sym] = SymbolSpec(sym, inst.tick_size, inst.lot_size)
+        fp, fs = inst.format_price, inst.format_size
+        kinds = msg["kind"]
+        ts = int(msg["ts_local"][-1])
+        e_ms = int(msg["ts_exch"][-1]) // MS
+        book = books.get(sym)
+        if ((kinds == KIND_BOOK_CLEAR) & ((msg["flags"] & FLAG_SNAPSHOT) != 0)).any():
+            rows = msg[kinds == KIND_BOOK_SNAPSHOT]
+            new_b = {fp(r["price"]): fs(r["size"]) for r in rows if r["side"] == SIDE_BUY}
+            new_a = {fp(r["price"]): fs(r["size"]) for r in rows if r["side"] == SIDE_SELL}
+            if book is None:
+                books[sym] = SandboxBook(first_update_id, new_b.items(), new_a.items())
+                start_books[sym] = books[sym].copy()
+                continue
+            b = _changes({v[0]: v[1] for v in book.bids.values()}, new_b)
+            a = _changes({v[0]: v[1] for v in book.asks.values()}, new_a)
+            if b or a:
+                messages.append(_depth_message(book, sym, ts, e_ms, b, a))
+            continue
+        if book is None:
+            continue
+        for r in msg[kinds == KIND_TRADE]:
+            tid = trade_ids.get(sym, 0) + 1
+            trade_ids[sym] = tid
+            t_ms = int(r["ts_exch"]) // MS
+            data = {
+                "e": "trade",
+                "E": t_ms,
+                "s": sym,
+                "t": tid,
+                "p": fp(r["price"]),
+                "q": fs(r["size"]),
+                "T": t_ms,
+                "m": bool(r["side"] == SIDE_SELL),
+                "M": True,
+            }
+            messages.append(ReplayMessage(ts, sym, "trade", data))
+        deltas = msg[kinds == KIND_BOOK_DELTA]
+        if len(deltas):
+            b = [[fp(r["price"]), fs(r["size"])] for r in deltas if r["side"] == SIDE_BUY]
+            a = [[fp(r["price"]), fs(r["size"])] for r in deltas if r["side"] == SIDE_SELL]
+            messages.append(_depth_message(book, sym, ts, e_ms, b, a))
+        quote = msg[kinds == KIND_QUOTE]
+        if len(quote) == 2:
+            bid, ask = quote[np.argsort(-quote["side"])]  # SIDE_BUY (1) first
+            data = {
+                "u": book.update_id,
+                "s": sym,
+                "b": fp(bid["price"]),
+                "B": fs(bid["size"]),
+                "a": fp(ask["price"]),
+                "A": fs(ask["size"]),
+            }
+            messages.append(ReplayMessage(ts, sym, "bookTicker", data))
+    if not start_books:
+        raise DataError("the stream has no book snapshot to start the sandbox from")
+    return Replay(specs, start_books, messages)
+
+
+def _changes(old: dict[str, str], new: dict[str, str]) -> list[list[str]]:
+    out = [[p, q] for p, q in new.items() if old.get(p) != q]
+    out += [[p, "0"] for p in old if p not in new]
+    return out
+
+
+def _depth_message(
+    book: SandboxBook, sym: str, ts: int, e_ms: int, bids: list, asks: list
+) -> ReplayMessage:
+    """A depthUpdate continuing `book` (which it is applied to, for the next one)."""
+    first = book.update_id + 1
+    data = {
+        "e": "depthUpdate",
+        "E": e_ms,
+        "s": sym,
+        "U": first,
+        "u": first + max(len(bids) + len(asks), 1) - 1,
+        "b": bids,
+        "a": asks,
+    }
+    book.apply(data)
+    return ReplayMessage(ts, sym, "depth", data)
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+class _Client:
+    """One WebSocket connection and its subscriptions."""
+
+    def __init__(self, ws: ServerConnection, streams: Iterable[str]) -> None:
+        self.ws = ws
+        self.streams: list[str] = []
+        for s in streams:
+            if s not in self.streams:
+                self.streams.append(s)
+
+    def stream_for(self, symbol: str, channel: str) -> str | None:
+        """The subscribed name that carries this symbol's channel, if any."""
+        low = symbol.lower()
+        for name in self.streams:
+            parts = name.split("@")
+            if parts[0] == low and len(parts) > 1 and parts[1] == channel:
+                return name
+        return None
+
+
+class SandboxMarketData:
+    """The sandbox server. Use `async with SandboxMarketData(replay) as sb:`.
+
+    Args:
+        replay: the timeline (`replay_from_capture` or `replay_from_events`).
+        speed: multiple of recorded time (0: as fast as possible).
+        faults: a Faults or its spec string.
+        host: a loopback address (the sandbox refuses anything else).
+        port: 0 lets the OS choose (read `port` after `start()`).
+        autostart: start the replay at the first SUBSCRIBE (else `start_replay()`).
+        shutdown_grace: seconds between a serverShutdown event and closing the sockets.
+    """
+
+    def __init__(
+        self,
+        replay: Replay,
+        *,
+        speed: float = 0.0,
+        faults: Faults | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        autostart: bool = True,
+        shutdown_grace: float = 0.5,
+    ) -> None:
+        if host not in _LOOPBACK:
+            raise UsageError(f"the sandbox listens on loopback only, not {host!r}")
+        if speed < 0:
+            raise UsageError(f"speed must not be negative, got {speed}")
+        self.replay = replay
+        self.speed = speed
+        self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
+        self.host = host
+        self.port = port
+        self.autostart = autostart
+        self.shutdown_grace = shutdown_grace
+        self.books = {sym: book.copy() for sym, book in replay.books.items()}
+        self.replay_done = asyncio.Event()
+        self._server: Server | None = None
+        self._clients: set[_Client] = set()
+        self._replay_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._weight_minute = 0
+        self._weight = 0
+        # Counters.
+        self.messages_sent = 0
+        """Replayed messages so far (the count the faults refer to)."""
+        self.diffs_sent = 0
+        self.diffs_dropped = 0
+        self.diffs_duplicated = 0
+        self.sockets_killed = 0
+        self.shutdowns_sent = 0
+        self.bad_frames_sent = 0
+        self.ws_connections = 0
+        self.control_requests = 0
+        self.rest_requests = 0
+        self.throttled = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> SandboxMarketData:
+        """Listen (HTTP and WebSocket on one port)."""
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            ping_interval=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        """Stop the replay and the server."""
+        tasks = [t for t in (self._replay_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> SandboxMarketData:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL (the client appends `/stream`)."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base REST URL."""
+        return f"http://{self.host}:{self.port}"
+
+    def book(self, symbol: str) -> SandboxBook:
+        """The sandbox's current book of a symbol."""
+        return self.books[symbol]
+
+    def start_replay(self) -> None:
+        """Start the replay now (idempotent)."""
+        if self._replay_task is None:
+            self._replay_task = asyncio.create_task(self._replay(), name="sandbox:replay")
+
+    # -- replay ----------------------------------------------------------------------------
+
+    async def _replay(self) -> None:
+        faults = self.faults
+        prev: int | None = None
+        diff_no = 0
+        for i, m in enumerate(self.replay.messages, 1):
+            if self.speed > 0 and prev is not None and m.ts > prev:
+                await asyncio.sleep((m.ts - prev) / 1e9 / self.speed)
+            else:
+                await asyncio.sleep(0)
+            prev = m.ts
+            copies = 1
+            if m.channel == "depth":
+                diff_no += 1
+                self.books[m.symbol].apply(m.data)
+                if diff_no in faults.drop_diff:
+                    copies = 0
+                    self.diffs_dropped += 1
+                elif diff_no in faults.dup_diff:
+                    copies = 2
+                    self.diffs_duplicated += 1
+                self.diffs_sent += copies
+            await self._broadcast(m, copies)
+            self.messages_sent = i
+            await self._after(i)
+        self.replay_done.set()
+
+    async def _broadcast(self, m: ReplayMessage, copies: int) -> None:
+        if copies == 0:
+            return
+        texts: dict[str, str] = {}
+        for client in list(self._clients):
+            name = client.stream_for(m.symbol, m.channel)
+            if name is None:
+                continue
+            text = texts.get(name)
+            if text is None:
+                text = texts[name] = orjson.dumps({"stream": name, "data": m.data}).decode()
+            for _ in range(copies):
+                await self._send(client, text)
+
+    async def _send(self, client: _Client, text: str) -> None:
+        try:
+            await client.ws.send(text)
+        except ConnectionClosed:
+            pass
+
+    async def _after(self, i: int) -> None:
+        """Faults that follow the i-th replayed message."""
+        f = self.faults
+        if i in f.bad_frame:
+            for client in list(self._clients):
+                self.bad_frames_sent += 1
+                await self._send(client, '{"stream": "x@trade", "data": {"e": "tra')
+        if i in f.bad_shape:
+            for client in list(self._clients):
+                for sym in self.replay.specs:
+                    name = client.stream_for(sym, "trade")
+                    if name is not None:
+                        self.bad_frames_sent += 1
+                        text = orjson.dumps({"stream": name, "data": {"e": "trade", "s": sym}})
+                        await self._send(client, text.decode())
+        if i in f.kill_socket_after:
+            for client in list(self._clients):
+                self.sockets_killed += 1
+                client.ws.transport.abort()
+        if i in f.server_shutdown_after:
+            doomed = list(self._clients)
+            event = orjson.dumps({"e": "serverShutdown", "E": time.time_ns() // MS}).decode()
+            for client in doomed:
+                self.shutdowns_sent += 1
+                await self._send(client, event)
+            task = asyncio.create_task(self._close_later(doomed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_later(self, clients: list[_Client]) -> None:
+        await asyncio.sleep(self.shutdown_grace)
+        for client in clients:
+            await client.ws.close(1001, "server shutdown")
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        query = urllib.parse.urlsplit(ws.request.path).query
+        initial = urllib.parse.parse_qs(query).get("streams", [""])[-1]
+        client = _Client(ws, [s for s in initial.split("/") if s])
+        self._clients.add(client)
+        self.ws_connections += 1
+        if client.streams and self.autostart:
+            self.start_replay()
+        try:
+            async for frame in ws:
+                await self._control(client, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(client)
+
+    async def _control(self, client: _Client, frame: str | bytes) -> None:
+        self.control_requests += 1
+        n = self.control_requests
+        try:
+            msg = orjson.loads(frame)
+            method = msg["method"]
+            rid = msg.get("id")
+            params = msg.get("params", [])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            await self._send(client, orjson.dumps({"code": 3, "msg": "Invalid JSON"}).decode())
+            return
+        result: Any = None
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            bad = [s for s in params if not self._known_stream(s)]
+            if bad or not isinstance(params, list):
+                reply = {"error": {"code": 2, "msg": f"Invalid request: {bad}"}, "id": rid}
+                await self._send(client, orjson.dumps(reply).decode())
+                return
+            if method == "SUBSCRIBE":
+                client.streams += [s for s in params if s not in client.streams]
+                if self.autostart:
+                    self.start_replay()
+            else:
+                client.streams = [s for s in client.streams if s not in params]
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = list(client.streams)
+        else:
+            reply = {"error": {"code": 2, "msg": f"Invalid request: method {method}"}, "id": rid}
+            await self._send(client, orjson.dumps(reply).decode())
+            return
+        if n in self.faults.no_reply:
+            return
+        await self._send(client, orjson.dumps({"result": result, "id": rid}).decode())
+
+    def _known_stream(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        parts = name.split("@")
+        return (
+            len(parts) >= 2
+            and parts[0].upper() in self.replay.specs
+            and parts[1] in _CHANNELS
+            and (parts[1] == "depth" or len(parts) == 2)
+        )
+
+    # -- REST ------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if path == "/stream":
+                return None
+            return self._json(404, {"code": -1, "msg": f"no WebSocket endpoint {path}"})
+        self.rest_requests += 1
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+        if self.throttled < self.faults.http_429:
+            self.throttled += 1
+            headers = [("Retry-After", str(self.faults.retry_after))]
+            return self._json(429, {"code": -1003, "msg": "Too many requests."}, headers)
+        try:
+            if path == "/api/v3/depth":
+                return self._depth(params)
+            if path == "/api/v3/exchangeInfo":
+                return self._exchange_info(params)
+            if path == "/api/v3/time":
+                return self._json(200, {"serverTime": time.time_ns() // MS}, weight=1)
+            if path == "/api/v3/ping":
+                return self._json(200, {}, weight=1)
+        except _BadRequest as exc:
+            return self._json(400, {"code": exc.code, "msg": str(exc)})
+        return self._json(404, {"code": -1, "msg": f"no endpoint {path}"})
+
+    def _depth(self, params: dict[str, str]) -> Response:
+        symbol = params.get("symbol", "")
+        if symbol not in self.books:
+            raise _BadRequest(-1121, "Invalid symbol.")
+        try:
+            limit = int(params.get("limit", "100"))
+        except ValueError:
+            raise _BadRequest(-1100, "Illegal characters found in parameter 'limit'.") from None
+        if not 1 <= limit <= 5000:
+            raise _BadRequest(-1100, "Parameter 'limit' out of range.")
+        weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+        return self._json(200, self.books[symbol].depth(limit), weight=weight)
+
+    def _exchange_info(self, params: dict[str, str]) -> Response:
+        if "symbol" in params:
+            wanted = [params["symbol"]]
+        elif "symbols" in params:
+            try:
+                wanted = list(orjson.loads(params["symbols"]))
+            except orjson.JSONDecodeError:
+                raise _BadRequest(-1100, "Illegal characters in parameter 'symbols'.") from None
+        else:
+            wanted = list(self.replay.specs)
+        unknown = [s for s in wanted if s not in self.replay.specs]
+        if unknown:
+            raise _BadRequest(-1121, f"Invalid symbol: {unknown}")
+        body = {
+            "timezone": "UTC",
+            "serverTime": time.time_ns() // MS,
+            "rateLimits": list(RATE_LIMITS),
+            "exchangeFilters": [],
+            "symbols": [self.replay.specs[s].info() for s in wanted],
+        }
+        return self._json(200, body, weight=20)
+
+    def _json(
+        self,
+        status: int,
+        body: Any,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        weight: int = 0,
+    ) -> Response:
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight = minute, 0
+        self._weight += weight
+        data = orjson.dumps(body)
+        h = Headers(
+            [
+                ("Content-Type", "application/json;charset=UTF-8"),
+                ("Content-Length", str(len(data))),
+                ("Connection", "close"),
+                ("X-MBX-USED-WEIGHT-1M", str(self._weight)),
+                *headers,
+            ]
+        )
+        return Response(status, http.HTTPStatus(status).phrase, h, data)
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
