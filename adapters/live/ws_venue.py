@@ -591,6 +591,8 @@ class WsVenue:
                 if not first:
                     self.reconnects += 1
                 first = False
+                # A shutdown notice that came with the lost connection concerns it, not this one.
+                self._rotate_event.clear()
                 conn = await self._serve(conn)
                 lived = self._mono() - conn.opened_at
                 await self._close(conn)
@@ -691,7 +693,7 @@ class WsVenue:
                 waiter.cancel()
             if conn.reader.done() or self._closing:
                 return conn
-            reason = self._rotate_reason or f"age {rotate_after:g} s"
+            reason = self._rotate_reason or f"connection age {rotate_after} s"
             self._rotate_event.clear()
             self._rotate_reason = ""
             new = await self._rotate(conn, reason)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from adapters.live.sandbox_md import SandboxBook
+from adapters.live.sandbox_replay import SandboxBook
 from engine.events import (
     KIND_BOOK_CLEAR,
     KIND_BOOK_DELTA,

@@ -19,7 +19,8 @@ from adapters.live.backoff import Backoff
 from adapters.live.binance_spot_md import BinanceSpotMarketData
 from adapters.live.correlation import Outcome
 from adapters.live.rate_limit import RateLimiter
-from adapters.live.sandbox_md import SandboxMarketData, replay_from_capture, replay_from_events
+from adapters.live.sandbox_md import SandboxMarketData
+from adapters.live.sandbox_replay import replay_from_capture, replay_from_events
 from adapters.live.ws_venue import State, WsConfig
 from engine.data.stream import EventStream
 from engine.events import (

@@ -17,7 +17,8 @@ from adapters.live.book_sync import DIFF_BUFFERED, DIFF_REPEAT, BookSequencer, B
 from adapters.live.correlation import Outcome, PendingRequests, Reply
 from adapters.live.http import HttpResponse, RestClient, parse_retry_after
 from adapters.live.rate_limit import Limit, RateLimiter, limits_from_binance
-from adapters.live.sandbox_md import RATE_LIMITS, Faults, SandboxBook, SymbolSpec
+from adapters.live.sandbox_md import RATE_LIMITS, Faults
+from adapters.live.sandbox_replay import SandboxBook, SymbolSpec
 from engine.errors import DataError, UsageError
 from engine.events import EVENT_DTYPE
 from tests.adapters.live.helpers import FakeClock
