@@ -1,1 +1,25 @@
-"""Live venue connections: WebSocket market data, the sandbox venue server, and their parts."""
+"""Live trading against a real venue: connections, the sandbox venue, and the order pieces.
+
+Connections (asyncio, WebSocket):
+
+- `ws_venue`: the base class of WebSocket venues (lifecycle, reconnect with backoff,
+  rotation, request/response correlation, rate limits, book sequencing and resync), with its
+  parts `backoff`, `rate_limit`, `correlation`, `http`, `rows`, `book_sync`.
+- `binance_spot_md`, `bybit_md`: market data of two venues on that base.
+- `sandbox_md`, `sandbox_replay`: the loopback sandbox venue server and what it replays.
+
+Orders (no sockets):
+
+- `secrets`: API credentials from the environment or an owner-only key file; a repr that
+  never shows them; redaction of logs and error messages.
+- `signing`: request signatures (HMAC-SHA256, Ed25519) behind one `Signer` protocol, and
+  the REST and WebSocket-API payload rules of Binance.
+- `clock_offset`: the venue's clock measured NTP-style, so request timestamps land inside
+  the venue's receive window.
+- `order_records`: the record kinds of the order journal (intent, reply, event, marker).
+- `order_journal`: the durable, append-only journal file (length + CRC32 frames, fsync
+  before an order is sent, torn-tail recovery).
+- `client_ids`: deterministic client order ids that are never reused across restarts.
+- `order_state`: the per-order state rebuilt from the journal after a crash, the starting
+  point of reconciliation with the venue.
+"""
