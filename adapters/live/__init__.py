@@ -22,4 +22,9 @@ Orders (no sockets):
 - `client_ids`: deterministic client order ids that are never reused across restarts.
 - `order_state`: the per-order state rebuilt from the journal after a crash, the starting
   point of reconciliation with the venue.
+- `exec_events`: venue-neutral order requests and execution events (what the engine glue
+  sends and consumes).
+- `venue_filters`: a symbol's order rules from Binance's exchangeInfo, checked before sending.
+- `exec_tracker`: each execution fact once and in order (deduplication, implied acks,
+  settling requests whose outcome was unknown).
 """
