@@ -7,6 +7,8 @@ Connections (asyncio, WebSocket):
   parts `backoff`, `rate_limit`, `correlation`, `http`, `rows`, `book_sync`.
 - `binance_spot_md`, `bybit_md`: market data of two venues on that base.
 - `sandbox_md`, `sandbox_replay`: the loopback sandbox venue server and what it replays.
+- `sandbox_exec` (with `sandbox_matching`, `sandbox_auth`): the sandbox's order side,
+  Binance's spot WebSocket API on the same port, matching with the engine's venue model.
 
 Orders (no sockets):
 

@@ -39,6 +39,21 @@ repeat, counts are 1-based):
   no_reply=N             the N-th control request is carried out but never answered
   http_429=N             the first N REST requests are answered 429 with Retry-After
   retry_after=S          the Retry-After of those answers, seconds (default 1)
+
+Faults of the order side, used by the `/ws-api/v3` endpoint of `sandbox_exec.SandboxVenue`
+(requests and user events are counted from 1 over the server's life):
+  delay_ack=MS           replies to order requests, and the user events they cause, are
+                         held MS ms (the orders execute at once)
+  reorder_user=N         the N-th user event is sent after the (N+1)-th
+  dup_fill=N             the N-th fill (TRADE executionReport) is sent twice
+  kill_ws_api_after=N    the N-th WS-API request is carried out, then every WS-API socket
+                         is aborted before its reply
+  drop_reply=N           the N-th WS-API request is carried out but never answered
+`bad_frame` and `bad_shape` also reach WS-API sessions (a malformed frame, an
+executionReport missing its fields).
+
+Subclasses add WebSocket endpoints (`ws_paths`, `serve_ws`) and follow the replay
+(`on_message`, called after each message is broadcast).
 """
 
 from __future__ import annotations
@@ -81,7 +96,12 @@ _COUNT_KEYS: Final = (
     "bad_frame",
     "bad_shape",
     "no_reply",
+    "reorder_user",
+    "dup_fill",
+    "kill_ws_api_after",
+    "drop_reply",
 )
+_SCALAR_KEYS: Final = ("http_429", "retry_after", "delay_ack")
 
 
 @dataclass(frozen=True)
@@ -95,8 +115,14 @@ class Faults:
     bad_frame: frozenset[int] = frozenset()
     bad_shape: frozenset[int] = frozenset()
     no_reply: frozenset[int] = frozenset()
+    reorder_user: frozenset[int] = frozenset()
+    dup_fill: frozenset[int] = frozenset()
+    kill_ws_api_after: frozenset[int] = frozenset()
+    drop_reply: frozenset[int] = frozenset()
     http_429: int = 0
     retry_after: int = 1
+    delay_ack: int = 0
+    """Milliseconds."""
 
     @classmethod
     def parse(cls, spec: str | None) -> Faults:
@@ -121,10 +147,10 @@ class Faults:
                 raise UsageError(f"fault {key}: {n} is out of range (counts start at 1)")
             if key in sets:
                 sets[key].add(n)
-            elif key in ("http_429", "retry_after"):
+            elif key in _SCALAR_KEYS:
                 scalars[key] = n
             else:
-                known = ", ".join((*_COUNT_KEYS, "http_429", "retry_after"))
+                known = ", ".join((*_COUNT_KEYS, *_SCALAR_KEYS))
                 raise UsageError(f"unknown fault {key!r}; known: {known}")
         return cls(**{k: frozenset(v) for k, v in sets.items()}, **scalars)
 
@@ -155,6 +181,10 @@ class _Client:
 class SandboxMarketData:
     """The sandbox server. Use `async with SandboxMarketData(replay) as sb:`.
 
+    Subclasses extend it (one port, one replay): `ws_paths` lists the WebSocket paths
+    accepted, `serve_ws` serves those other than `/stream`, `on_message` follows the replay,
+    `rate_limits` is what exchangeInfo publishes.
+
     Args:
         replay: the timeline (`replay_from_capture` or `replay_from_events`).
         speed: multiple of recorded time (0: as fast as possible).
@@ -164,6 +194,8 @@ class SandboxMarketData:
         autostart: start the replay at the first SUBSCRIBE (else `start_replay()`).
         shutdown_grace: seconds between a serverShutdown event and closing the sockets.
     """
+
+    ws_paths: tuple[str, ...] = ("/stream",)
 
     def __init__(
         self,
@@ -188,6 +220,10 @@ class SandboxMarketData:
         self.autostart = autostart
         self.shutdown_grace = shutdown_grace
         self.books = {sym: book.copy() for sym, book in replay.books.items()}
+        self.rate_limits: list[dict] = [dict(r) for r in RATE_LIMITS]
+        """exchangeInfo's `rateLimits`."""
+        self.clock_skew_ms = 0
+        """The venue's clock minus ours (serverTime, and what signed requests are held to)."""
         self.replay_done = asyncio.Event()
         self._server: Server | None = None
         self._clients: set[_Client] = set()
@@ -253,6 +289,10 @@ class SandboxMarketData:
         """Base REST URL."""
         return f"http://{self.host}:{self.port}"
 
+    def server_time_ms(self) -> int:
+        """The venue's clock, ms since the epoch (our wall clock plus `clock_skew_ms`)."""
+        return time.time_ns() // MS + self.clock_skew_ms
+
     def book(self, symbol: str) -> SandboxBook:
         """The sandbox's current book of a symbol."""
         return self.books[symbol]
@@ -287,8 +327,12 @@ class SandboxMarketData:
                 self.diffs_sent += copies
             await self._broadcast(m, copies)
             self.messages_sent = i
+            await self.on_message(i, m)
             await self._after(i)
         self.replay_done.set()
+
+    async def on_message(self, i: int, m: ReplayMessage) -> None:
+        """After the i-th replayed message (1-based) went out; for subclasses."""
 
     async def _broadcast(self, m: ReplayMessage, copies: int) -> None:
         if copies == 0:
@@ -346,9 +390,16 @@ class SandboxMarketData:
 
     # -- WebSocket ---------------------------------------------------------------------------
 
+    async def serve_ws(self, path: str, ws: ServerConnection) -> None:
+        """Serve a WebSocket on one of `ws_paths` other than `/stream` (subclasses)."""
+        await ws.close(1008, f"no WebSocket endpoint {path}")
+
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
-        query = urllib.parse.urlsplit(ws.request.path).query
+        path, _, query = ws.request.path.partition("?")
+        if path != "/stream":
+            await self.serve_ws(path, ws)
+            return
         initial = urllib.parse.parse_qs(query).get("streams", [""])[-1]
         client = _Client(ws, [s for s in initial.split("/") if s])
         self._clients.add(client)
@@ -413,7 +464,7 @@ class SandboxMarketData:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            if path == "/stream":
+            if path in self.ws_paths:
                 return None
             return self._json(404, {"code": -1, "msg": f"no WebSocket endpoint {path}"})
         self.rest_requests += 1
@@ -428,7 +479,7 @@ class SandboxMarketData:
             if path == "/api/v3/exchangeInfo":
                 return self._exchange_info(params)
             if path == "/api/v3/time":
-                return self._json(200, {"serverTime": time.time_ns() // MS}, weight=1)
+                return self._json(200, {"serverTime": self.server_time_ms()}, weight=1)
             if path == "/api/v3/ping":
                 return self._json(200, {}, weight=1)
         except _BadRequest as exc:
@@ -463,8 +514,8 @@ class SandboxMarketData:
             raise _BadRequest(-1121, f"Invalid symbol: {unknown}")
         body = {
             "timezone": "UTC",
-            "serverTime": time.time_ns() // MS,
-            "rateLimits": list(RATE_LIMITS),
+            "serverTime": self.server_time_ms(),
+            "rateLimits": list(self.rate_limits),
             "exchangeFilters": [],
             "symbols": [self.replay.specs[s].info() for s in wanted],
         }
