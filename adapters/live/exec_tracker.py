@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Final
 
 from adapters.live.exec_events import ExecEvent, OrderRequest
+from engine.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,14 @@ class OrderTracker:
 
     def expect(self, req: OrderRequest) -> None:
         """Register a request before it is sent (a new order or amend also registers the
-        order it creates)."""
+        order it creates).
+
+        Raises:
+            UsageError: the client id was used before (ids are never reused: a second
+                request under one id could not be told apart from the first).
+        """
+        if req.client_id in self.requests or req.client_id in self.orders:
+            raise UsageError(f"client id {req.client_id!r} was already used")
         if req.kind in ("new", "amend"):
             self.orders[req.client_id] = TrackedOrder(
                 req.client_id, req.symbol, req.side, req.price, req.qty

@@ -278,6 +278,11 @@ class WsVenue:
         """The WebSocket URL to connect to."""
         raise NotImplementedError
 
+    async def prepare_connection(self, conn: _Connection) -> None:
+        """Run on every new connection before `subscribe_requests` is asked for its list
+        (e.g. measure the clock, whose offset the signed subscriptions need). Send with
+        `self.request(..., conn=conn)`; raise ConnectionError to give the connection up."""
+
     def subscribe_requests(self) -> list[dict]:
         """Requests to send (correlated, in order) on every new connection."""
         return []
@@ -661,6 +666,7 @@ class WsVenue:
         return conn
 
     async def _subscribe(self, conn: _Connection) -> None:
+        await self.prepare_connection(conn)
         all_ok = True
         for req in self.subscribe_requests():
             reply = await self.request(req, conn=conn)

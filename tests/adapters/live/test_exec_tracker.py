@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.exec_tracker import OrderTracker
+from engine.errors import UsageError
 
 
 def tracker() -> tuple[OrderTracker, list[ExecEvent]]:
@@ -124,6 +127,16 @@ def test_amend_outcomes() -> None:
     t.offer(ExecEvent("amend_rejected", "s-3", code=-2021))
     assert kinds(out)[-1] == ("amend_rejected", "s-3")
     assert out[-1].orig_client_id == "s-2" and t.duplicates == 1
+
+
+def test_a_client_id_is_never_used_twice() -> None:
+    t, _ = tracker()
+    t.expect(NEW)
+    with pytest.raises(UsageError, match="already used"):
+        t.expect(NEW)
+    t.offer(ExecEvent("ack", "manual-1"))  # an order placed elsewhere under this id
+    with pytest.raises(UsageError):
+        t.expect(OrderRequest("cancel_all", "manual-1", "BTCUSDT"))
 
 
 def test_orphans_are_reported_and_counted() -> None:
