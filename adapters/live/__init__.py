@@ -9,8 +9,9 @@ Connections (asyncio, WebSocket):
 - `binance_spot_exec` (with `binance_exec_messages`): Binance spot orders over the WebSocket
   API and the user data stream, reported as `exec_events.ExecEvent`s.
 - `sandbox_md`, `sandbox_replay`: the loopback sandbox venue server and what it replays.
-- `sandbox_exec` (with `sandbox_matching`, `sandbox_auth`): the sandbox's order side,
-  Binance's spot WebSocket API on the same port, matching with the engine's venue model.
+- `sandbox_exec` (with `sandbox_matching`, `sandbox_auth`, `sandbox_json`): the sandbox's
+  order side, Binance's spot WebSocket API on the same port, matching with the engine's
+  venue model.
 
 Orders (no sockets):
 

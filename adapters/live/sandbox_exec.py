@@ -47,7 +47,15 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.live.exec_events import OrderRequest
 from adapters.live.sandbox_auth import ApiError, SandboxAccount, ServerLimits, check_signed
-from adapters.live.sandbox_matching import EngineMatcher, Execution, MatchError, SandboxOrder, fmt8
+from adapters.live.sandbox_json import (
+    cancel_response,
+    execution_report,
+    order_json,
+    order_response,
+    rejected_report,
+    trade_json,
+)
+from adapters.live.sandbox_matching import EngineMatcher, Execution, MatchError, SandboxOrder
 from adapters.live.sandbox_md import SandboxMarketData
 from adapters.live.sandbox_replay import Replay, ReplayMessage
 from adapters.live.venue_filters import VenueFilters
@@ -57,7 +65,6 @@ log = logging.getLogger(__name__)
 WS_API_PATH: Final = "/ws-api/v3"
 CLIENT_ID_RE: Final = re.compile(r"[a-zA-Z0-9_-]{1,36}")
 _DECIMAL_RE: Final = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
-_ZERO8: Final = "0.00000000"
 
 _WEIGHTS: Final = {
     "ping": 1,
@@ -261,6 +268,14 @@ class SandboxVenue(SandboxMarketData):
         except ApiError as exc:
             frames = exc.frames if isinstance(exc, _PartialFailure) else []
             reply = {"id": rid, "status": exc.status, "error": exc.body()}
+        except Exception:  # a sandbox bug: answer like a venue whose backend failed
+            log.exception("sandbox: request %d (%s) failed", n, method)
+            frames = []
+            error = {
+                "code": -1000,
+                "msg": "An unknown error occurred while processing the request.",
+            }
+            reply = {"id": rid, "status": 500, "error": error}
         self._respond(session, n, method, reply, frames)
 
     def _respond(
@@ -289,7 +304,7 @@ class SandboxVenue(SandboxMarketData):
 
     def _push_executions(self, executions: list[Execution], not_before: float) -> None:
         for ex in executions:
-            self._push_user(self._report(ex), not_before)
+            self._push_user(execution_report(ex, self.server_time_ms()), not_before)
 
     def _push_user(self, event: dict, not_before: float) -> None:
         """Send a user data event to every subscribed session (reorder/dup faults here)."""
@@ -380,7 +395,7 @@ class SandboxVenue(SandboxMarketData):
     def _place(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         new = self._new_order(p, "newClientOrderId")
         order = self._execute(new, frames)
-        return self._order_response(order, p.get("newOrderRespType"), new["type"])
+        return order_response(order, p.get("newOrderRespType"), new["type"])
 
     def _cancel(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         order = self._target(p, "origClientOrderId", "orderId")
@@ -389,9 +404,9 @@ class SandboxVenue(SandboxMarketData):
         executions = None if order is None else self.matcher.cancel(order, new_id)
         if executions is None:
             raise ApiError(400, -2011, "Unknown order sent.")
-        frames.extend(self._report(ex) for ex in executions)
+        frames.extend(execution_report(ex, self.server_time_ms()) for ex in executions)
         assert order is not None and prev is not None
-        return self._cancel_response(order, prev)
+        return cancel_response(order, prev)
 
     def _cancel_replace(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         mode = p.get("cancelReplaceMode")
@@ -409,11 +424,11 @@ class SandboxVenue(SandboxMarketData):
         executions = None if target is None else self.matcher.cancel(target, cancel_id)
         cancel_ok = executions is not None
         if executions is not None:
-            frames.extend(self._report(ex) for ex in executions)
+            frames.extend(execution_report(ex, self.server_time_ms()) for ex in executions)
         cancel_resp: dict
         if cancel_ok:
             assert target is not None
-            cancel_resp = self._cancel_response(target, prev)
+            cancel_resp = cancel_response(target, prev)
         else:
             cancel_resp = {"code": -2011, "msg": "Unknown order sent."}
         if not cancel_ok and mode == "STOP_ON_FAILURE":
@@ -432,13 +447,13 @@ class SandboxVenue(SandboxMarketData):
         try:
             self._check_new(new)
             order = self._execute(new, frames)
-            new_resp: dict = self._order_response(order, p.get("newOrderRespType"), new["type"])
+            new_resp: dict = order_response(order, p.get("newOrderRespType"), new["type"])
             new_ok = True
         except ApiError as exc:
             new_ok = False
             new_resp = exc.body()
             if cancel_ok:
-                frames.append(self._rejected_report(new, exc.msg))
+                frames.append(rejected_report(new, exc.msg, self.server_time_ms()))
         data = {
             "cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
             "newOrderResult": "SUCCESS" if new_ok else "FAILURE",
@@ -460,21 +475,21 @@ class SandboxVenue(SandboxMarketData):
             prev = order.client_id
             executions = self.matcher.cancel(order, self._generated_id())
             if executions is not None:
-                frames.extend(self._report(ex) for ex in executions)
-                out.append(self._cancel_response(order, prev))
+                frames.extend(execution_report(ex, self.server_time_ms()) for ex in executions)
+                out.append(cancel_response(order, prev))
         if not out:
             raise ApiError(400, -2011, "Unknown order sent.")
         return out
 
     def _open_orders(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         symbol = self._symbol(p)
-        return [self._order_json(o) for o in self.matcher.open_orders(symbol)]
+        return [order_json(o) for o in self.matcher.open_orders(symbol)]
 
     def _status(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         order = self._target(p, "origClientOrderId", "orderId")
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
-        return self._order_json(order)
+        return order_json(order)
 
     def _my_trades(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         symbol = self._symbol(p)
@@ -483,24 +498,7 @@ class SandboxVenue(SandboxMarketData):
         if order_id is not None:
             orders = [o for o in orders if o.order_id == order_id]
         trades = sorted((t for o in orders for t in o.trades), key=lambda t: t.trade_id)
-        return [
-            {
-                "symbol": t.symbol,
-                "id": t.trade_id,
-                "orderId": t.order_id,
-                "orderListId": -1,
-                "price": fmt8(t.price),
-                "qty": fmt8(t.qty),
-                "quoteQty": fmt8(t.price * t.qty),
-                "commission": fmt8(t.commission),
-                "commissionAsset": t.commission_asset,
-                "time": t.time_ms,
-                "isBuyer": t.is_buyer,
-                "isMaker": t.is_maker,
-                "isBestMatch": True,
-            }
-            for t in trades
-        ]
+        return [trade_json(t) for t in trades]
 
     _METHODS: Final = {
         "ping": _ping,
@@ -637,147 +635,8 @@ class SandboxVenue(SandboxMarketData):
             )
         except MatchError as exc:
             raise ApiError(400, -2010, exc.message) from None
-        frames.extend(self._report(ex) for ex in executions)
+        frames.extend(execution_report(ex, self.server_time_ms()) for ex in executions)
         return order
-
-    # -- JSON shapes ----------------------------------------------------------------------
-
-    def _report(self, ex: Execution) -> dict:
-        o, t = ex.order, ex.trade
-        return {
-            "e": "executionReport",
-            "E": self.server_time_ms(),
-            "s": o.symbol,
-            "c": ex.client_id,
-            "S": o.side,
-            "o": o.type,
-            "f": o.tif or "GTC",
-            "q": fmt8(o.qty),
-            "p": fmt8(o.price),
-            "P": _ZERO8,
-            "F": _ZERO8,
-            "g": -1,
-            "C": ex.orig_client_id,
-            "x": ex.exec_type,
-            "X": ex.status,
-            "r": ex.reject_reason,
-            "i": o.order_id,
-            "l": fmt8(t.qty) if t else _ZERO8,
-            "z": fmt8(ex.executed),
-            "L": fmt8(t.price) if t else _ZERO8,
-            "n": fmt8(t.commission) if t else "0",
-            "N": t.commission_asset if t else None,
-            "T": ex.time_ms,
-            "t": t.trade_id if t else -1,
-            "w": ex.status in ("NEW", "PARTIALLY_FILLED") and o.type != "MARKET",
-            "m": t.is_maker if t else False,
-            "M": False,
-            "O": o.time_ms,
-            "Z": fmt8(ex.cum_quote),
-            "Y": fmt8(t.price * t.qty) if t else _ZERO8,
-            "Q": _ZERO8,
-            "W": o.time_ms,
-            "V": "EXPIRE_TAKER",
-        }
-
-    def _rejected_report(self, new: Mapping[str, Any], why: str) -> dict:
-        """The REJECTED executionReport of a cancel-replace's new order."""
-        now = self.server_time_ms()
-        price = new["price"] if new["price"] is not None else Decimal(0)
-        return {
-            "e": "executionReport",
-            "E": now,
-            "s": new["symbol"],
-            "c": new["client_id"],
-            "S": new["side"],
-            "o": new["type"],
-            "f": new["tif"] or "GTC",
-            "q": fmt8(new["qty"]),
-            "p": fmt8(price),
-            "C": "",
-            "x": "REJECTED",
-            "X": "REJECTED",
-            "r": why,
-            "i": -1,
-            "l": _ZERO8,
-            "z": _ZERO8,
-            "L": _ZERO8,
-            "n": "0",
-            "N": None,
-            "T": now,
-            "t": -1,
-            "w": False,
-            "m": False,
-            "M": False,
-            "O": now,
-            "Z": _ZERO8,
-            "Y": _ZERO8,
-            "Q": _ZERO8,
-            "V": "EXPIRE_TAKER",
-        }
-
-    def _order_json(self, o: SandboxOrder) -> dict:
-        return {
-            "symbol": o.symbol,
-            "orderId": o.order_id,
-            "orderListId": -1,
-            "clientOrderId": o.client_id,
-            "price": fmt8(o.price),
-            "origQty": fmt8(o.qty),
-            "executedQty": fmt8(o.executed),
-            "cummulativeQuoteQty": fmt8(o.cum_quote),
-            "status": o.status,
-            "timeInForce": o.tif or "GTC",
-            "type": o.type,
-            "side": o.side,
-            "stopPrice": _ZERO8,
-            "icebergQty": _ZERO8,
-            "time": o.time_ms,
-            "updateTime": o.update_ms,
-            "isWorking": True,
-            "workingTime": o.time_ms,
-            "origQuoteOrderQty": _ZERO8,
-            "selfTradePreventionMode": "EXPIRE_TAKER",
-        }
-
-    def _order_response(self, o: SandboxOrder, resp_type: Any, otype: str) -> dict:
-        if resp_type is None:
-            resp_type = "FULL" if otype in ("LIMIT", "MARKET") else "ACK"
-        ack = {
-            "symbol": o.symbol,
-            "orderId": o.order_id,
-            "orderListId": -1,
-            "clientOrderId": o.client_id,
-            "transactTime": o.time_ms,
-        }
-        if resp_type == "ACK":
-            return ack
-        body = {**self._order_json(o), **ack}
-        for k in ("stopPrice", "icebergQty", "time", "updateTime", "isWorking"):
-            body.pop(k, None)
-        if resp_type == "FULL":
-            body["fills"] = [
-                {
-                    "price": fmt8(t.price),
-                    "qty": fmt8(t.qty),
-                    "commission": fmt8(t.commission),
-                    "commissionAsset": t.commission_asset,
-                    "tradeId": t.trade_id,
-                }
-                for t in o.trades
-            ]
-        return body
-
-    def _cancel_response(self, o: SandboxOrder, prev_client_id: str) -> dict:
-        body = self._order_json(o)
-        for k in ("stopPrice", "icebergQty", "time", "updateTime", "isWorking", "workingTime"):
-            body.pop(k, None)
-        return {
-            "symbol": o.symbol,
-            "origClientOrderId": prev_client_id,
-            **body,
-            "transactTime": o.update_ms,
-        }
 
 
 class _PartialFailure(ApiError):

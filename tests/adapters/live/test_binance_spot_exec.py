@@ -481,3 +481,48 @@ async def test_nothing_is_signed_before_the_clock_is_measured(replay: Replay) ->
         ev = await cl.place(buy("z-1", bid))
         assert ev.kind == "reject" and "clock is not measured" in ev.message
         assert "order.place" not in sb.method_counts
+
+
+async def test_lost_replies_to_cancel_amend_and_cancel_all(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events, timeout=0.3, user_stream=False) as cl:
+        await ready(cl)
+        bid, _ = best(sb)
+
+        def drop_next() -> None:
+            sb.faults = Faults(drop_reply=frozenset({sb.ws_api_requests + 1}))
+
+        for cid in ("h-1", "h-2", "h-3", "h-4"):
+            await cl.place(buy(cid, bid - 1))
+        drop_next()
+        ev = await cl.cancel(OrderRequest("cancel", "h-5", SYMBOL, orig_client_id="h-1"))
+        assert (ev.kind, ev.orig_client_id) == ("unknown", "h-1")
+        await eventually(lambda: ("canceled", "h-1") in kinds(events), 3.0, "cancel settled")
+        drop_next()
+        amend = OrderRequest(
+            "amend", "h-6", SYMBOL, orig_client_id="h-2", side="buy", price=bid - 2, qty=D("0.001")
+        )
+        assert (await cl.amend(amend)).kind == "unknown"
+        await eventually(lambda: ("ack", "h-6") in kinds(events), 3.0, "amend settled")
+        drop_next()
+        [ev] = await cl.cancel_all(SYMBOL, client_id="h-7")
+        assert ev.kind == "unknown"
+        await eventually(lambda: ("resolved", "h-7") in kinds(events), 3.0, "cancel-all settled")
+        await asyncio.sleep(0.05)
+        assert kinds(events)[4:] == [
+            ("unknown", "h-5"),
+            ("resolved", "h-5"),
+            ("canceled", "h-1"),
+            ("unknown", "h-6"),
+            ("resolved", "h-6"),
+            ("canceled", "h-2"),
+            ("amended", "h-6"),
+            ("ack", "h-6"),
+            ("unknown", "h-7"),
+            ("resolved", "h-7"),
+            ("canceled", "h-3"),
+            ("canceled", "h-4"),
+            ("canceled", "h-6"),
+        ]
+        assert sb.matcher.open_orders(SYMBOL) == []
+        assert sb.method_counts["openOrders.cancelAll"] == 1

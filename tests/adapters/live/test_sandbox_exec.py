@@ -321,3 +321,19 @@ def test_account_guards() -> None:
     with pytest.raises(UsageError):
         SandboxAccount(API_KEY)
     assert API_SECRET not in repr(SandboxAccount(API_KEY, secret=API_SECRET))
+
+
+async def test_a_failing_handler_is_a_500_not_a_dead_session(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with SandboxVenue(replay, account=account(), autostart=False) as sb:
+        c = await raw(sb)
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(sb.matcher, "find", broken)
+        r = await c.call("order.status", {"symbol": SYMBOL, "origClientOrderId": "x"})
+        assert (r["status"], r["error"]["code"]) == (500, -1000)
+        assert (await c.call("time", signed=False))["status"] == 200
+        await c.ws.close()
