@@ -93,7 +93,7 @@ _COSTS: Final = {
     "order.cancelReplace": {"REQUEST_WEIGHT": 1, "ORDERS": 1},
     "openOrders.cancelAll": {"REQUEST_WEIGHT": 1},
     "order.status": {"REQUEST_WEIGHT": 4},
-    "myTrades": {"REQUEST_WEIGHT": 20},
+    "myTrades": {"REQUEST_WEIGHT": 5},  # with orderId (20 without)
 }
 
 
@@ -179,6 +179,7 @@ class BinanceSpotExec(WsVenue):
         self._tasks: set[asyncio.Task[None]] = set()
         self._resolving: set[str] = set()
         self._cancel_all_ids = itertools.count(1)
+        self._set_up = asyncio.Event()
         # Counters.
         self.exec_sink_errors = 0
         self.filter_rejects = 0
@@ -262,6 +263,15 @@ class BinanceSpotExec(WsVenue):
             return self._settle_cancel_all(req, reply.result)
         return [self._settle(req, reply)]
 
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until the first connection is set up (clock measured, filters loaded, user
+        stream subscribed or refused); `start()` returns before that.
+
+        Raises:
+            TimeoutError: not within `timeout` seconds.
+        """
+        await asyncio.wait_for(self._set_up.wait(), timeout)
+
     async def order_status(self, client_id: str, symbol: str | None = None) -> OrderStatus | None:
         """The venue's view of an order (None: Binance -2013, it does not exist).
 
@@ -304,6 +314,7 @@ class BinanceSpotExec(WsVenue):
         return [self.sign_request({"method": "userDataStream.subscribe.signature", "params": {}})]
 
     def on_subscribed(self, first: bool) -> None:
+        self._set_up.set()
         for req in self.tracker.unknown_requests():
             self._schedule_resolve(req.client_id, 0.0)
         if not first and self.reconcile_on_reconnect:

@@ -252,7 +252,10 @@ class SandboxVenue(SandboxMarketData):
             handler = self._METHODS.get(method)
             if handler is None:
                 raise ApiError(400, -1020, f"Unknown method {method[:40]!r}.")
-            costs = {"REQUEST_WEIGHT": _WEIGHTS.get(method, 1)}
+            weight = _WEIGHTS.get(method, 1)
+            if method == "myTrades" and "orderId" in params:
+                weight = 5
+            costs = {"REQUEST_WEIGHT": weight}
             if method in _ORDER_METHODS:
                 costs["ORDERS"] = 1
             self.limits.admit(costs, now)

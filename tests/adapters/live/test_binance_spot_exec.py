@@ -92,7 +92,8 @@ def best(sb: SandboxVenue) -> tuple[D, D]:
 async def test_place_ack_and_fills_in_order(replay: Replay) -> None:
     events: list[ExecEvent] = []
     async with venue(replay) as sb, client(sb, events) as cl:
-        await ready(cl)
+        await cl.wait_ready()
+        assert cl.state is State.SUBSCRIBED
         bid, ask = best(sb)
         ack = await cl.place(buy("p-1", bid))  # rests at the best bid
         assert ack.kind == "ack" and ack.venue_order_id is not None
