@@ -63,6 +63,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from adapters._sequence import DIFF_APPLY, DIFF_GAP, DIFF_STALE
 from engine.data.stream import EventStream, check_order
 from engine.errors import DataError, FormatError, UsageError
 from engine.events import (
@@ -245,6 +246,43 @@ def load_binance_capture(
     for path in paths:
         loader.read_file(path)
     return loader.finish(instrument)
+
+
+def depth_diff_verdict(
+    futures: bool, bridging: bool, book_id: int, first: int, last: int, pu: int | None
+) -> tuple[int, str]:
+    """Binance's documented sync rule for one depth diff, shared by captures and live feeds.
+
+    Args:
+        futures: USD-M futures rules instead of spot.
+        bridging: the book was just set from a REST snapshot and no diff applied since.
+        book_id: the snapshot's `lastUpdateId` when bridging, else the last applied `u`.
+        first, last, pu: the diff's `U`, `u` and (futures, not bridging) `pu`.
+
+    Returns:
+        (DIFF_STALE, DIFF_APPLY or DIFF_GAP, why: the broken condition for a gap, else "").
+    """
+    if bridging:
+        if futures:
+            if last < book_id:
+                return DIFF_STALE, ""
+            if first <= book_id <= last:
+                return DIFF_APPLY, ""
+            want = f"U <= lastUpdateId {book_id} <= u"
+        else:
+            if last <= book_id:
+                return DIFF_STALE, ""
+            if first <= book_id + 1 <= last:
+                return DIFF_APPLY, ""
+            want = f"U <= lastUpdateId + 1 = {book_id + 1} <= u"
+        return DIFF_GAP, f"first diff U={first} u={last} does not satisfy {want}"
+    if futures:
+        if pu == book_id:
+            return DIFF_APPLY, ""
+        return DIFF_GAP, f"pu={pu} but the previous diff ended at u={book_id}"
+    if first == book_id + 1:
+        return DIFF_APPLY, ""
+    return DIFF_GAP, f"U={first} but the previous diff ended at u={book_id}"
 
 
 class _Loader:
@@ -516,41 +554,25 @@ class _Loader:
                 self.buffer.popleft()
                 self._count_dropped()
             return
-        first, last_u = data["U"], data["u"]
-        if self.state == _BRIDGE:
-            snap = self.last_update_id
-            if self.futures:
-                if last_u < snap:
-                    self._count_dropped()
-                    return
-                bridges = first <= snap <= last_u
-                want = f"U <= lastUpdateId {snap} <= u"
-            else:
-                if last_u <= snap:
-                    self._count_dropped()
-                    return
-                bridges = first <= snap + 1 <= last_u
-                want = f"U <= lastUpdateId + 1 = {snap + 1} <= u"
-            if not bridges:
-                self._gap(
-                    ts, data, raw, gline, f"first diff U={first} u={last_u} does not satisfy {want}"
-                )
-                return
+        bridging = self.state == _BRIDGE
+        verdict, why = depth_diff_verdict(
+            bool(self.futures),
+            bridging,
+            self.last_update_id if bridging else self.prev_u,
+            data["U"],
+            data["u"],
+            data["pu"] if self.futures and not bridging else None,
+        )
+        if verdict == DIFF_STALE:
+            self._count_dropped()
+            return
+        if verdict == DIFF_GAP:
+            self._gap(ts, data, raw, gline, why)
+            return
+        if bridging:
             self.state = _SYNCED
             self.has_synced = True
-        elif self.futures:
-            pu = data["pu"]
-            if pu != self.prev_u:
-                self._gap(
-                    ts, data, raw, gline, f"pu={pu} but the previous diff ended at u={self.prev_u}"
-                )
-                return
-        elif first != self.prev_u + 1:
-            self._gap(
-                ts, data, raw, gline, f"U={first} but the previous diff ended at u={self.prev_u}"
-            )
-            return
-        self.prev_u = last_u
+        self.prev_u = data["u"]
         self.diffs_applied += 1
         bids = data["b"]
         asks = data["a"]

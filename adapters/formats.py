@@ -31,6 +31,7 @@ FORMATS = (
     "binance-ws",
     "binance-depth-csv",
     "vendor-parquet",
+    "bybit-orderbook",
 )
 
 
@@ -38,6 +39,7 @@ def detect_format(path: str | os.PathLike) -> str:
     """The format of one file, by content; FormatError when it is none of the known ones."""
     from adapters.binance_history import is_binance_depth_csv, is_vendor_parquet
     from adapters.binance_ws import sniff_binance_capture
+    from adapters.bybit_history import sniff_bybit_orderbook
     from adapters.tardis import sniff_tardis
 
     p = Path(path)
@@ -56,6 +58,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "binance-depth-csv"
     if is_parquet_file(p) and is_vendor_parquet(p):
         return "vendor-parquet"
+    if sniff_bybit_orderbook(p):
+        return "bybit-orderbook"
     line = first_line(p)[:80]
     raise FormatError(
         f"unknown format (first line {line!r}); known: {', '.join(FORMATS)}", path=str(path)
@@ -74,6 +78,10 @@ def _market(fmt: str, path: Path) -> tuple | None:
         return (fmt, *sniff_capture_market(path))
     if fmt == "binance-depth-csv":
         return (fmt, *_first_row(path, 1))
+    if fmt == "bybit-orderbook":
+        from adapters.bybit_history import sniff_bybit_orderbook
+
+        return (fmt, sniff_bybit_orderbook(path))
     return None
 
 
@@ -100,6 +108,7 @@ def _load_group(
 ) -> list[EventStream]:
     from adapters.binance_history import load_binance_depth_csv, load_vendor_parquet
     from adapters.binance_ws import load_binance_capture
+    from adapters.bybit_history import load_bybit_orderbook
     from adapters.tardis import load_tardis
 
     if fmt in ("native", "parquet", "csv"):
@@ -112,6 +121,8 @@ def _load_group(
         return [load_binance_depth_csv(paths, instrument=instrument, strict=strict, repair=repair)]
     if fmt == "vendor-parquet":
         return [load_vendor_parquet(p, instrument=instrument) for p in paths]
+    if fmt == "bybit-orderbook":
+        return [load_bybit_orderbook(paths, instrument=instrument, strict=strict)]
     raise UsageError(f"unknown format {fmt!r}")
 
 

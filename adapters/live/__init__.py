@@ -1,6 +1,19 @@
-"""Live trading against a real venue: the pieces below the network code.
+"""Live trading against a real venue: connections, the sandbox venue, and the order pieces.
 
-One module a concept, none of them opens a socket:
+Connections (asyncio, WebSocket):
+
+- `ws_venue`: the base class of WebSocket venues (lifecycle, reconnect with backoff,
+  rotation, request/response correlation, rate limits, book sequencing and resync), with its
+  parts `backoff`, `rate_limit`, `correlation`, `http`, `rows`, `book_sync`.
+- `binance_spot_md`, `bybit_md`: market data of two venues on that base.
+- `binance_spot_exec` (with `binance_exec_messages`): Binance spot orders over the WebSocket
+  API and the user data stream, reported as `exec_events.ExecEvent`s.
+- `sandbox_md`, `sandbox_replay`: the loopback sandbox venue server and what it replays.
+- `sandbox_exec` (with `sandbox_matching`, `sandbox_auth`, `sandbox_json`): the sandbox's
+  order side, Binance's spot WebSocket API on the same port, matching with the engine's
+  venue model.
+
+Orders (no sockets):
 
 - `secrets`: API credentials from the environment or an owner-only key file; a repr that
   never shows them; redaction of logs and error messages.
@@ -14,4 +27,9 @@ One module a concept, none of them opens a socket:
 - `client_ids`: deterministic client order ids that are never reused across restarts.
 - `order_state`: the per-order state rebuilt from the journal after a crash, the starting
   point of reconciliation with the venue.
+- `exec_events`: venue-neutral order requests and execution events (what the engine glue
+  sends and consumes).
+- `venue_filters`: a symbol's order rules from Binance's exchangeInfo, checked before sending.
+- `exec_tracker`: each execution fact once and in order (deduplication, implied acks,
+  settling requests whose outcome was unknown).
 """

@@ -150,6 +150,9 @@ def test_live_modules_load_no_cockpit_ui_or_network_library() -> None:
         "adapters.live.order_journal",
         "adapters.live.client_ids",
         "adapters.live.order_state",
+        "adapters.live.exec_events",
+        "adapters.live.venue_filters",
+        "adapters.live.exec_tracker",
     ]
     probe = "\n".join(f"import {m}" for m in modules) + (
         "\nimport json, secrets, sys\nprint(json.dumps([sorted(sys.modules), secrets.__file__]))"

@@ -1,0 +1,151 @@
+"""Venue decimals to event rows (EVENT_DTYPE): book levels, clears, trades and quotes.
+
+Prices and sizes arrive as decimal text and become integer ticks and lots exactly, through
+the instrument (`engine.instruments`); text off the instrument's grid is a DataError, which a
+live feed counts as a bad frame (and, for a book diff, the sequence check then sees a gap).
+Times are nanoseconds; venues send milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from engine.events import (
+    EVENT_DTYPE,
+    FLAG_EXCH_TS_MISSING,
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+    KIND_BOOK_CLEAR,
+    KIND_BOOK_DELTA,
+    KIND_BOOK_SNAPSHOT,
+    KIND_QUOTE,
+    KIND_TRADE,
+    SIDE_BUY,
+    SIDE_NONE,
+    SIDE_SELL,
+)
+from engine.instruments import Instrument
+
+MS = 1_000_000
+"""Nanoseconds in a millisecond."""
+
+Levels = Sequence[Sequence[str]]
+"""[[price, size], ...] as the venue sends them."""
+
+
+def _ticks_lots(inst: Instrument, levels: Levels) -> tuple[np.ndarray, np.ndarray]:
+    if not levels:
+        empty = np.empty(0, np.int64)
+        return empty, empty
+    prices, sizes = zip(*((lv[0], lv[1]) for lv in levels), strict=True)
+    return (
+        inst.prices_to_ticks(pa.array(prices, pa.string()), field="price"),
+        inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size"),
+    )
+
+
+def book_rows(
+    iid: int,
+    inst: Instrument,
+    bids: Levels,
+    asks: Levels,
+    *,
+    ts_exch: int,
+    ts_local: int,
+    snapshot: bool,
+    exch_missing: bool = False,
+) -> np.ndarray:
+    """Rows of one book message: bids then asks, FLAG_LAST on the last row.
+
+    A snapshot starts with a KIND_BOOK_CLEAR (FLAG_SNAPSHOT; FLAG_LAST too when it holds no
+    level); a delta with no level gives no row at all.
+    """
+    bp, bq = _ticks_lots(inst, bids)
+    ap, aq = _ticks_lots(inst, asks)
+    nb, na = len(bp), len(ap)
+    head = 1 if snapshot else 0
+    n = head + nb + na
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    if n == 0:
+        return ev
+    flags = (FLAG_SNAPSHOT if snapshot else 0) | (FLAG_EXCH_TS_MISSING if exch_missing else 0)
+    ev["ts_exch"] = ts_exch
+    ev["ts_local"] = ts_local
+    ev["instrument"] = iid
+    ev["flags"] = flags
+    if snapshot:
+        ev["kind"][0] = KIND_BOOK_CLEAR
+        ev["side"][0] = SIDE_NONE
+    ev["kind"][head:] = KIND_BOOK_SNAPSHOT if snapshot else KIND_BOOK_DELTA
+    ev["side"][head : head + nb] = SIDE_BUY
+    ev["side"][head + nb :] = SIDE_SELL
+    ev["price"][head : head + nb] = bp
+    ev["size"][head : head + nb] = bq
+    ev["price"][head + nb :] = ap
+    ev["size"][head + nb :] = aq
+    ev["flags"][-1] |= FLAG_LAST
+    return ev
+
+
+def clear_row(iid: int, *, ts_exch: int, ts_local: int, flags: int) -> np.ndarray:
+    """One KIND_BOOK_CLEAR of the whole book (side SIDE_NONE) with `flags`."""
+    ev = np.zeros(1, dtype=EVENT_DTYPE)
+    ev["ts_exch"] = ts_exch
+    ev["ts_local"] = ts_local
+    ev["instrument"] = iid
+    ev["kind"] = KIND_BOOK_CLEAR
+    ev["side"] = SIDE_NONE
+    ev["flags"] = flags
+    return ev
+
+
+def trade_rows(
+    iid: int,
+    inst: Instrument,
+    trades: Sequence[tuple[str, str, int, int]],
+    *,
+    ts_local: int,
+) -> np.ndarray:
+    """One row per (price, size, aggressor side, exchange time ns); each a message (LAST)."""
+    ev = np.zeros(len(trades), dtype=EVENT_DTYPE)
+    if not trades:
+        return ev
+    prices, sizes, sides, times = zip(*trades, strict=True)
+    ev["price"] = inst.prices_to_ticks(pa.array(prices, pa.string()), field="price")
+    ev["size"] = inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size")
+    ev["side"] = sides
+    ev["ts_exch"] = times
+    ev["ts_local"] = ts_local
+    ev["instrument"] = iid
+    ev["kind"] = KIND_TRADE
+    ev["flags"] = FLAG_LAST
+    return ev
+
+
+def quote_rows(
+    iid: int,
+    inst: Instrument,
+    bid: str,
+    bid_size: str,
+    ask: str,
+    ask_size: str,
+    *,
+    ts_exch: int,
+    ts_local: int,
+    exch_missing: bool = False,
+) -> np.ndarray:
+    """The two rows of a best bid/offer: bid (SIDE_BUY), then ask (SIDE_SELL, FLAG_LAST)."""
+    ev = np.zeros(2, dtype=EVENT_DTYPE)
+    ev["price"] = inst.prices_to_ticks(pa.array([bid, ask], pa.string()), field="price")
+    ev["size"] = inst.sizes_to_lots(pa.array([bid_size, ask_size], pa.string()), field="size")
+    ev["side"] = (SIDE_BUY, SIDE_SELL)
+    ev["ts_exch"] = ts_exch
+    ev["ts_local"] = ts_local
+    ev["instrument"] = iid
+    ev["kind"] = KIND_QUOTE
+    flags = FLAG_EXCH_TS_MISSING if exch_missing else 0
+    ev["flags"] = (flags, flags | FLAG_LAST)
+    return ev
