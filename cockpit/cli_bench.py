@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.errors import UsageError
 
-SCENARIOS = ("seed", "book", "mm", "real", "many", "cold")
+SCENARIOS = ("seed", "book", "mm", "real", "many", "cold", "app")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
         choices=SCENARIOS,
         help="seed (100k events, 10%% place / 90%% cancel: the published scenario), book "
         "(book-only replay), mm (market maker on synthetic), real (market maker on recorded "
-        "data), many (1,000 strategies), cold (first run vs warm numba cache); default: seed",
+        "data), many (1,000 strategies), cold (first run vs warm numba cache), app (`cockpit` "
+        "started in a pseudo-terminal until its first frame, warm cache); default: seed",
     )
     p.add_argument("--events", type=int, default=None, help="input events (default per scenario)")
     p.add_argument("--repeats", type=int, default=5, help="runs per scenario (medians reported)")
@@ -71,6 +72,8 @@ def _scenario(name: str, events: int | None, repeats: int) -> dict:
         return {"scenario": "many", "instances": 1000, **out}
     if name == "cold":
         return _cold_start()
+    if name == "app":
+        return _app_start(repeats)
     raise UsageError(f"unknown scenario {name!r}")
 
 
@@ -85,6 +88,62 @@ def _cold_start() -> dict:
             subprocess.run([sys.executable, "-c", code], env=env, check=True)
             times.append(time.perf_counter() - t0)
     return {"scenario": "cold", "cold_s": times[0], "warm_s": times[1]}
+
+
+FIRST_FRAME_MARK = b"PAUSED"
+"""Text of the status bar in the first complete frame (the app starts paused)."""
+
+
+def _first_frame_s(timeout: float = 120.0) -> float:
+    """Seconds from starting `cockpit` in a 120x40 pseudo-terminal to its first frame."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit.cli_app", "--no-mouse"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while time.perf_counter() - t0 < timeout:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                seen = (seen + chunk)[-4096:]
+                if FIRST_FRAME_MARK in seen:
+                    return time.perf_counter() - t0
+            if proc.poll() is not None:
+                break
+        raise UsageError("cockpit did not show its first frame (see `cockpit` in a terminal)")
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
+def _app_start(repeats: int) -> dict:
+    """`cockpit` to its first frame: one launch to fill the numba cache, then `repeats`."""
+    import statistics
+
+    _first_frame_s(timeout=900.0)  # a cold cache compiles here
+    times = [_first_frame_s() for _ in range(max(1, repeats))]
+    return {"scenario": "app", "first_frame_s": statistics.median(times), "runs_s": times}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,6 +197,9 @@ def _print(report: dict) -> None:
                 f"events and the venue/OMS events they caused); {r['ns_per_input_event']:.0f} ns "
                 f"per input event all included; clock read {r['clock_read_ns']:.1f} ns (included)"
             )
+        elif r["scenario"] == "app":
+            runs = ", ".join(f"{x:.2f}" for x in r["runs_s"])
+            con.print(f"app: first frame of `cockpit` in {r['first_frame_s']:.2f} s (warm; {runs})")
         elif r["scenario"] == "cold":
             con.print(f"cold start {r['cold_s']:.1f} s, warm {r['warm_s']:.1f} s (20k-event run)")
         else:

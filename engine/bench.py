@@ -155,7 +155,7 @@ def run_seed(
 def _arrays(obj):
     if isinstance(obj, np.ndarray):
         yield obj
-    elif hasattr(obj, "_fields"):  # skips the compiled risk rule (a function)
+    else:
         for name in obj._fields:
             yield from _arrays(getattr(obj, name))
 

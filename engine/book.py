@@ -239,6 +239,10 @@ def _apply_event(book, inst, kind, side, price, size):
     return False
 
 
+apply_event_inline = _apply_event
+"""apply_event inlined into the caller: for the engine's per-event path only."""
+
+
 @njit(**_PUBLIC)
 def apply_level(book, inst, side, price, qty):
     """Set the level `price` of one side to the absolute size `qty` (0 removes it)."""

@@ -82,6 +82,8 @@ R_RISK_SUBMIT_RATE: Final = 26
 R_RISK_PRICE_BAND: Final = 27
 R_RISK_NO_MARKET: Final = 28
 R_RISK_USER_RULE: Final = 29
+R_BOOK_NOT_IN_SYNC: Final = 30  # live: the instrument's book is resyncing
+R_BELOW_MIN_NOTIONAL: Final = 31  # the venue's minimum order notional
 # bad orders from a strategy or a person
 R_BAD_QUANTITY: Final = 40
 R_BAD_PRICE: Final = 41
@@ -89,6 +91,7 @@ R_BAD_INSTRUMENT: Final = 42
 R_BAD_SIDE: Final = 43
 R_POOL_FULL: Final = 44
 R_UNKNOWN_ORDER: Final = 45
+R_OUTBOX_FULL: Final = 46  # live: the bounded buffer to the venue adapter is full
 # manual and system actions
 R_CANCEL_ALL: Final = 60
 R_FLATTEN: Final = 61
@@ -129,12 +132,15 @@ REASON_NAMES: Final = {
     R_RISK_PRICE_BAND: "risk_price_band",
     R_RISK_NO_MARKET: "risk_no_market",
     R_RISK_USER_RULE: "risk_user_rule",
+    R_BOOK_NOT_IN_SYNC: "book_not_in_sync",
+    R_BELOW_MIN_NOTIONAL: "below_min_notional",
     R_BAD_QUANTITY: "bad_quantity",
     R_BAD_PRICE: "bad_price",
     R_BAD_INSTRUMENT: "bad_instrument",
     R_BAD_SIDE: "bad_side",
     R_POOL_FULL: "order_pool_full",
     R_UNKNOWN_ORDER: "unknown_order",
+    R_OUTBOX_FULL: "outbox_full",
     R_CANCEL_ALL: "cancel_all",
     R_FLATTEN: "flatten",
     R_KILL_SWITCH: "kill_switch",

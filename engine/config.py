@@ -9,11 +9,12 @@ from typing import Any
 from engine.codes import QM_PROPORTIONAL, QM_TRADES_ONLY, TS_HALTED, TS_REDUCE_ONLY
 from engine.errors import UsageError
 from engine.instruments import InstrumentRegistry
-from engine.risk_rules import RULE_PARAMS
+from engine.risk_rules import RULE_PARAMS, compile_rule
 from engine.state import (
     CF_MAKER_FEE,
     CF_MAX_DRAWDOWN,
     CF_PRICE_BAND,
+    CF_RULE_PARAMS,
     CF_TAKER_FEE,
     CI_CANCEL_LATENCY,
     CI_DRAWDOWN_ACTION,
@@ -21,9 +22,11 @@ from engine.state import (
     CI_EQUITY_INTERVAL,
     CI_LAYER_LEVELS,
     CI_LAYER_WINDOW,
+    CI_LIVE,
     CI_MAX_OPEN_ORDERS,
     CI_QUEUE_MODEL,
     CI_REPORT_LATENCY,
+    CI_RULE_ADDR,
     CI_SPOOF_TICKS_AWAY,
     CI_SPOOF_WINDOW,
     CI_SUBMIT_MAX,
@@ -96,6 +99,10 @@ class EngineConfig:
     fills_capacity: int = 1 << 16
     alerts_capacity: int = 1 << 12
     equity_capacity: int = 1 << 14
+    live: bool = False
+    """Orders go to a real venue through the outbox (engine/live.py), not the simulation."""
+    outbox_capacity: int = 4096
+    """Requests to the venue adapter buffered between drains (live)."""
     risk_rule: Callable | None = None
     """A user pre-trade rule (engine/risk_rules.py), or None."""
     risk_rule_params: tuple[float, ...] = ()
@@ -110,6 +117,7 @@ class EngineConfig:
             "fills_capacity": self.fills_capacity,
             "alerts_capacity": self.alerts_capacity,
             "equity_capacity": self.equity_capacity,
+            "outbox_capacity": self.outbox_capacity,
         }
 
     def __post_init__(self) -> None:
@@ -172,12 +180,14 @@ def configure(st: EngineState, cfg: EngineConfig, instruments: InstrumentRegistr
     ci[CI_SUBMIT_MAX] = r.max_submits
     ci[CI_MAX_OPEN_ORDERS] = r.max_open_orders
     ci[CI_DRAWDOWN_ACTION] = DRAWDOWN_ACTIONS[r.drawdown_action]
+    ci[CI_LIVE] = 1 if cfg.live else 0
     cf[CF_MAKER_FEE] = cfg.maker_fee
     cf[CF_TAKER_FEE] = cfg.taker_fee
     cf[CF_PRICE_BAND] = r.price_band
     cf[CF_MAX_DRAWDOWN] = r.max_drawdown
-    st.rule_params[:] = 0.0
-    st.rule_params[: len(cfg.risk_rule_params)] = cfg.risk_rule_params
+    ci[CI_RULE_ADDR] = compile_rule(cfg.risk_rule) if cfg.risk_rule is not None else 0
+    cf[CF_RULE_PARAMS:] = 0.0
+    cf[CF_RULE_PARAMS : CF_RULE_PARAMS + len(cfg.risk_rule_params)] = cfg.risk_rule_params
     for i, inst in enumerate(instruments):
         st.instf[i, IF_TICK] = float(inst.tick_size)
         st.instf[i, IF_LOT] = float(inst.lot_size)

@@ -26,6 +26,7 @@ from engine.codes import (
     R_INVALID_TRANSITION,
     R_NEW,
     R_NONE,
+    R_OUTBOX_FULL,
     R_POOL_FULL,
     R_RISK_USER_RULE,
     R_UNKNOWN_ORDER,
@@ -52,11 +53,14 @@ from engine.state import (
     CF_TAKER_FEE,
     CI_CANCEL_LATENCY,
     CI_ENTRY_LATENCY,
+    CI_LIVE,
     CI_N_INSTRUMENTS,
     CK_DATA_ENDED,
     CK_LAST_STATUS,
     CK_NOW,
     CK_RULE_CODE,
+    N_OUT,
+    O_CID,
     O_FILLED,
     O_FLAGS,
     O_INFLIGHT,
@@ -68,6 +72,22 @@ from engine.state import (
     O_SIDE,
     O_STATUS,
     O_STRAT,
+    O_TIF,
+    OUT_AMEND,
+    OUT_CANCEL,
+    OUT_CID,
+    OUT_FLAGS,
+    OUT_INST,
+    OUT_KIND,
+    OUT_NEW,
+    OUT_OID,
+    OUT_OTYPE,
+    OUT_PRICE,
+    OUT_QTY,
+    OUT_SIDE,
+    OUT_STRAT,
+    OUT_TIF,
+    OUT_TS,
     PI_OPEN_BUY,
     PI_OPEN_SELL,
     PI_POS,
@@ -75,6 +95,7 @@ from engine.state import (
 )
 from engine.stats import (
     C_AMENDS,
+    C_BUFFER_OVERFLOW,
     C_CANCELS,
     C_FILLS,
     C_ORDERS_DENIED,
@@ -105,6 +126,30 @@ def open_add(st, slot: int, sign: int) -> None:
 
 
 @hot
+def outbox_push(st, kind: int, slot: int, price: int, qty: int) -> None:
+    """Live mode: queue a request for the venue adapter (drained after every step)."""
+    k = st.ctl[N_OUT]
+    if k >= st.out.shape[0]:
+        st.ctl[C_BUFFER_OVERFLOW] += 1  # the runner turns this into an error
+        return
+    o = st.o[slot]
+    r = st.out[k]
+    r[OUT_KIND] = kind
+    r[OUT_OID] = o[O_OID]
+    r[OUT_CID] = o[O_CID]
+    r[OUT_INST] = o[O_INST]
+    r[OUT_STRAT] = o[O_STRAT]
+    r[OUT_SIDE] = o[O_SIDE]
+    r[OUT_PRICE] = price
+    r[OUT_QTY] = qty
+    r[OUT_OTYPE] = o[O_OTYPE]
+    r[OUT_TIF] = o[O_TIF]
+    r[OUT_FLAGS] = o[O_FLAGS]
+    r[OUT_TS] = st.ctl[CK_NOW]
+    st.ctl[N_OUT] = k + 1
+
+
+@hot
 def submit_order(
     st, strat: int, inst: int, side: int, price: int, qty: int, otype: int, tif: int, flags: int
 ) -> int:
@@ -114,6 +159,9 @@ def submit_order(
     if reason == R_NONE and strat >= 0 and st.ctl[CK_DATA_ENDED] != 0:
         if (flags & OF_FLATTEN) == 0:
             reason = R_END_OF_DATA  # no market left to trade against
+    live = st.ctl[CI_LIVE] != 0
+    if reason == R_NONE and live and st.ctl[N_OUT] >= st.out.shape[0]:
+        reason = R_OUTBOX_FULL
     if otype == OT_MARKET:
         price = 0
         tif = TIF_IOC
@@ -142,9 +190,12 @@ def submit_order(
     if (flags & OF_FLATTEN) == 0:
         record_submit(st, row)
     st.ctl[C_ORDERS_SUBMITTED] += 1
-    st.o[slot, O_INFLIGHT] += 1
     oid = st.o[slot, O_OID]
-    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_ORDER_ARRIVE, oid, 0, 0, 0)
+    if live:
+        outbox_push(st, OUT_NEW, slot, price, qty)
+    else:
+        st.o[slot, O_INFLIGHT] += 1
+        schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_ORDER_ARRIVE, oid, 0, 0, 0)
     return oid
 
 
@@ -167,8 +218,11 @@ def cancel_order(st, oid: int, reason: int) -> bool:
         surveil_cancel(st, slot, row_of(st, o[O_STRAT]))
     transition(st, slot, ST_PENDING_CANCEL, reason, o[O_PRICE], o[O_QTY] - o[O_FILLED])
     st.ctl[C_CANCELS] += 1
-    o[O_INFLIGHT] += 1
-    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_CANCEL_LATENCY], EV_CANCEL_ARRIVE, oid, 0, 0, 0)
+    if st.ctl[CI_LIVE] != 0:
+        outbox_push(st, OUT_CANCEL, slot, o[O_PRICE], o[O_QTY])
+    else:
+        o[O_INFLIGHT] += 1
+        schedule(st, st.ctl[CK_NOW] + st.ctl[CI_CANCEL_LATENCY], EV_CANCEL_ARRIVE, oid, 0, 0, 0)
     return True
 
 
@@ -205,8 +259,11 @@ def amend_order(st, oid: int, price: int, qty: int) -> int:
     transition(st, slot, ST_PENDING_UPDATE, R_AMEND_REQUEST, price, qty)
     record_submit(st, row)
     st.ctl[C_AMENDS] += 1
-    o[O_INFLIGHT] += 1
-    schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_AMEND_ARRIVE, oid, price, qty, 0)
+    if st.ctl[CI_LIVE] != 0:
+        outbox_push(st, OUT_AMEND, slot, price, qty)
+    else:
+        o[O_INFLIGHT] += 1
+        schedule(st, st.ctl[CK_NOW] + st.ctl[CI_ENTRY_LATENCY], EV_AMEND_ARRIVE, oid, price, qty, 0)
     return R_NONE
 
 

@@ -18,7 +18,7 @@ runs, so if a hook raises, the Python side disables that instance and resumes wh
 
 from __future__ import annotations
 
-from engine.book import apply_event, best_ask, best_bid, depth_at
+from engine.book import apply_event, apply_event_inline, best_ask, best_bid, depth_at
 from engine.clock import cycles
 from engine.codes import (
     A_STRATEGY_ERROR,
@@ -59,6 +59,7 @@ from engine.risk import mid_x2
 from engine.scheduler import NEVER, next_time, pop
 from engine.state import (
     CI_EQUITY_INTERVAL,
+    CI_LIVE,
     CK_CUR_STRAT,
     CK_CURSOR,
     CK_DATA_ENDED,
@@ -84,6 +85,7 @@ from engine.state import (
     N_FILLS,
     N_HEAP,
     N_JOURNAL,
+    N_OUT,
     O_INFLIGHT,
     RI_ENABLED,
     RI_FAULT_HOOK,
@@ -111,6 +113,7 @@ def buffers_need_drain(st) -> bool:
         or c[N_FILLS] * 2 > st.fl.shape[0]
         or c[N_ALERTS] * 2 > st.al.shape[0]
         or c[N_EQUITY] * 2 > st.eq.shape[0]
+        or c[N_OUT] * 2 > st.out.shape[0]
     )
 
 
@@ -120,12 +123,11 @@ def apply_market_event(
 ) -> None:
     """Apply one data row to the book, quotes and our resting orders."""
     if kind == KIND_BOOK_DELTA or kind == KIND_BOOK_SNAPSHOT:
-        if has_interest(st, inst):
-            old = depth_at(st.book, inst, side, price)
-            apply_event(st.book, inst, kind, side, price, size)
+        interest = has_interest(st, inst)
+        old = depth_at(st.book, inst, side, price) if interest else 0
+        apply_event_inline(st.book, inst, kind, side, price, size)  # the most common row
+        if interest:
             on_level(st, inst, side, price, old, size)
-        else:
-            apply_event(st.book, inst, kind, side, price, size)
         if kind == KIND_BOOK_SNAPSHOT and (flags & FLAG_LAST) != 0:
             on_snapshot_done(st, inst)
     elif kind == KIND_BOOK_CLEAR:
@@ -250,7 +252,13 @@ def run_chunk(
         cursor = st.ctl[CK_CURSOR]
         data_ts = events[cursor]["ts_local"] if cursor < n else NEVER
         heap_ts = next_time(st)
-        if cursor >= n and heap_ts > last_ts:
+        if cursor >= n and heap_ts > last_ts and st.ctl[CI_LIVE] != 0:
+            # Live: caught up with the network; scheduled events wait for their time.
+            if heap_ts > stop_ts:
+                if stop_ts > st.ctl[CK_NOW]:
+                    st.ctl[CK_NOW] = stop_ts
+                return STOP_TIME
+        elif cursor >= n and heap_ts > last_ts:
             # After the data the venue still answers what is on its way (orders, cancels,
             # reports) against the last book; timers stop and strategies may send no new
             # orders (R_END_OF_DATA), so this ends.

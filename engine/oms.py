@@ -1,7 +1,8 @@
 """Order management: the order pool, the state machine and the audit journal.
 
 The state machine is a transition table (engine.state.transition_table, held in the state as
-`st.table` so jitted code reads it) that admits what real venues do, not only the happy path.
+bit masks in `st.ctl[TT_BASE + state]` so jitted code reads it) that admits what real venues
+do, not only the happy path.
 A transition the table does not admit is refused: the order keeps its state, a journal row
 with reason R_INVALID_TRANSITION records the attempt, and a counter and an alert go up.
 
@@ -74,6 +75,7 @@ from engine.state import (
     O_VSTATE,
     SLOT_BITS,
     SLOT_MASK,
+    TT_BASE,
 )
 from engine.stats import C_ALERTS, C_BUFFER_OVERFLOW, C_INVALID_TRANSITIONS
 
@@ -151,7 +153,7 @@ def alert(
 def transition(st, slot: int, to_state: int, reason: int, price: int, qty: int) -> bool:
     """Move an order to `to_state` if the table admits it; journal the transition either way."""
     cur = st.o[slot, O_STATUS]
-    if not st.table[cur, to_state]:
+    if ((st.ctl[TT_BASE + cur] >> to_state) & 1) == 0:
         journal_append(st, slot, cur, to_state, R_INVALID_TRANSITION, price, qty)
         st.ctl[C_INVALID_TRANSITIONS] += 1
         alert(

@@ -31,6 +31,8 @@ from engine.codes import (
     R_BAD_PRICE,
     R_BAD_QUANTITY,
     R_BAD_SIDE,
+    R_BELOW_MIN_NOTIONAL,
+    R_BOOK_NOT_IN_SYNC,
     R_NONE,
     R_RISK_HALTED,
     R_RISK_NO_MARKET,
@@ -51,13 +53,17 @@ from engine.codes import (
 from engine.jit import hot
 from engine.oms import alert
 from engine.portfolio import money
+from engine.risk_rules import call_rule
 from engine.state import (
     CANCEL_RING,
     CF_PRICE_BAND,
+    CF_RULE_PARAMS,
     CI_LAYER_LEVELS,
     CI_LAYER_WINDOW,
+    CI_LIVE,
     CI_MAX_OPEN_ORDERS,
     CI_N_INSTRUMENTS,
+    CI_RULE_ADDR,
     CI_SPOOF_TICKS_AWAY,
     CI_SPOOF_WINDOW,
     CI_SUBMIT_MAX,
@@ -70,6 +76,8 @@ from engine.state import (
     CR_SIDE,
     CR_TS,
     IF_MAX_NOTIONAL,
+    IF_MIN_NOTIONAL,
+    MK_IN_SYNC,
     MK_LAST_PX,
     MK_MAX_ORDER_QTY,
     MK_MAX_POSITION,
@@ -158,6 +166,8 @@ def pre_trade(
             worst = -(pos - pi[PI_OPEN_SELL] - qty)
         if worst > max_pos:
             return R_RISK_POSITION
+    if st.ctl[CI_LIVE] != 0 and mk[MK_IN_SYNC] == 0 and not flatten:
+        return R_BOOK_NOT_IN_SYNC
     m2 = mid_x2(st, inst)
     if otype == OT_MARKET and m2 == 0:
         return R_RISK_NO_MARKET
@@ -166,6 +176,10 @@ def pre_trade(
     if max_notional > 0.0 and not flatten:
         if money(st, inst, float(ref_x2) * 0.5 * float(qty)) > max_notional:
             return R_RISK_NOTIONAL
+    min_notional = st.instf[inst, IF_MIN_NOTIONAL]
+    if min_notional > 0.0 and ref_x2 > 0:
+        if money(st, inst, float(ref_x2) * 0.5 * float(qty)) < min_notional:
+            return R_BELOW_MIN_NOTIONAL
     max_open = st.ctl[CI_MAX_OPEN_ORDERS]
     if max_open > 0 and st.ri[row, RI_OPEN_ORDERS] >= max_open and not flatten:
         return R_RISK_OPEN_ORDERS
@@ -179,9 +193,11 @@ def pre_trade(
         oldest = st.rings[row, (st.ri[row, RI_SUBMIT_POS] - limit) % size]
         if oldest > st.ctl[CK_NOW] - st.ctl[CI_SUBMIT_WINDOW]:
             return R_RISK_SUBMIT_RATE
-    if not flatten:
+    addr = st.ctl[CI_RULE_ADDR]
+    if addr != 0 and not flatten:
         strat = row if row < st.pi.shape[0] - 1 else -1
-        code = st.rule(strat, inst, side, price, qty, pos, m2, st.ctl[CK_NOW], st.rule_params)
+        now = st.ctl[CK_NOW]
+        code = call_rule(addr, strat, inst, side, price, qty, pos, m2, now, st.cfg, CF_RULE_PARAMS)
         if code != 0:
             st.ctl[CK_RULE_CODE] = code
             return R_RISK_USER_RULE

@@ -53,6 +53,7 @@ from engine.portfolio import sample_equity
 from engine.state import (
     AL_N,
     ALERT_COLUMNS,
+    CI_RULE_ADDR,
     CK_CUR_STRAT,
     CK_CURSOR,
     CK_DATA_EVENTS,
@@ -181,9 +182,7 @@ class Engine:
             )
         self.events = ev
         self.rows = make_rows(self.strategy_cls, instances or [])
-        self.state: EngineState = new_state(
-            n_inst, len(self.rows), risk_rule=self.config.risk_rule, **self.config.capacities()
-        )
+        self.state: EngineState = new_state(n_inst, len(self.rows), **self.config.capacities())
         configure(self.state, self.config, stream.instruments)
         self.subs_start, self.subs_idx = subscriptions(self.rows, n_inst)
         if strategy_cls is None:
@@ -387,7 +386,7 @@ class Engine:
         from engine.backtest import coerce_params
 
         values = coerce_params(self.strategy_cls, dict(params))
-        cmd = Command(CMD_SET_PARAM, a=instance, text=json.dumps(values, sort_keys=True))
+        cmd = Command(CMD_SET_PARAM, a=instance, text=json.dumps(values))
         self.command(cmd)
         return json.loads(self.commands[-1].text)
 
@@ -522,7 +521,7 @@ class Engine:
         def walk(prefix: str, obj) -> None:
             if isinstance(obj, np.ndarray):
                 arrays[prefix] = obj
-            elif hasattr(obj, "_fields"):  # not the compiled risk rule: the config has it
+            else:
                 for name in obj._fields:
                     walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
 
@@ -560,11 +559,14 @@ class Engine:
                 if saved.shape != obj.shape or saved.dtype != obj.dtype:
                     raise EngineError(f"{path}: array {prefix} has another shape or type")
                 obj[...] = saved
-            elif hasattr(obj, "_fields"):
+            else:
                 for name in obj._fields:
                     walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
 
+        rule_addr = int(self.state.ctl[CI_RULE_ADDR])
         walk("", self.state)
+        # An address is only valid in the process that compiled the rule: keep ours.
+        self.state.ctl[CI_RULE_ADDR] = rule_addr
         self.rows[...] = payload["rows"]
         self.drained = payload["drained"]
         self.commands = payload["commands"]

@@ -18,6 +18,7 @@ option), never from numpy's global state, which it would otherwise reseed.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,7 +181,18 @@ class SearchSpace:
 
 
 class CmaSearcher:
-    """cma's ask/tell with the options of the module docstring."""
+    """cma's ask/tell with the options of the module docstring.
+
+    Two cma quirks are worked around here (cma 4.x):
+    - its integer handling draws from numpy's *global* random state (not from `randn`), so
+      every call into cma runs with a private global state of its own, seeded by the run's
+      seed, and the caller's global state is put back afterwards: the same seed gives the
+      same search whatever else the process does;
+    - a one-dimensional search fails after a few generations (pycma issue #302), so one
+      parameter is searched together with a dummy second coordinate that nothing reads.
+    """
+
+    _GLOBAL_RNG = threading.Lock()
 
     def __init__(self, space: SearchSpace, popsize: int | None, seed: int, sigma0: float):
         with warnings.catch_warnings():
@@ -191,9 +203,15 @@ class CmaSearcher:
         def randn(*shape: int) -> np.ndarray:
             return rng.standard_normal(shape)
 
+        self._dims = len(space.x0)
+        pad = self._dims == 1
+        lower, upper = space.lower.tolist(), space.upper.tolist()
+        x0, stds = space.x0.tolist(), space.stds.tolist()
+        if pad:
+            lower, upper, x0, stds = lower + [0.0], upper + [1.0], x0 + [0.5], stds + [1.0]
         opts: dict[str, Any] = {
-            "bounds": [space.lower.tolist(), space.upper.tolist()],
-            "CMA_stds": space.stds.tolist(),
+            "bounds": [lower, upper],
+            "CMA_stds": stds,
             "randn": randn,
             "verbose": -9,
             "tolflatfitness": FLAT_FITNESS_GENERATIONS,
@@ -202,20 +220,31 @@ class CmaSearcher:
             opts["integer_variables"] = list(space.integer_index)
         if popsize is not None:
             opts["popsize"] = popsize
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.es = cma.CMAEvolutionStrategy(space.x0.tolist(), sigma0, opts)
+        self._np_state = np.random.RandomState(seed).get_state()
+        self._asked: list[np.ndarray] = []
+        self.es = self._in_cma(lambda: cma.CMAEvolutionStrategy(x0, sigma0, opts))
         self.popsize = int(self.es.popsize)
 
-    def ask(self) -> list[np.ndarray]:
-        with warnings.catch_warnings():
+    def _in_cma(self, call):
+        """Run `call` with this search's own numpy global random state."""
+        with self._GLOBAL_RNG, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return [np.asarray(x, float) for x in self.es.ask()]
+            saved = np.random.get_state()
+            np.random.set_state(self._np_state)
+            try:
+                return call()
+            finally:
+                self._np_state = np.random.get_state()
+                np.random.set_state(saved)
+
+    def ask(self) -> list[np.ndarray]:
+        self._asked = [np.asarray(x, float) for x in self._in_cma(self.es.ask)]
+        return [x[: self._dims].copy() for x in self._asked]
 
     def tell(self, xs: list[np.ndarray], losses: list[float]) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.es.tell(xs, losses)
+        # The full vectors asked (with the dummy coordinate, if any), in the order asked.
+        full = self._asked if len(self._asked) == len(xs) else [np.asarray(x) for x in xs]
+        self._in_cma(lambda: self.es.tell(full, losses))
 
     @property
     def sigma(self) -> float:

@@ -293,7 +293,7 @@ def test_a_user_risk_rule_from_the_command_line(tmp_path):
     ("spec", "match"),
     [
         ("nofile.py", "expected FILE.py:FUNCTION"),
-        ("/nonexistent/r.py:f", "no such file"),
+        ("/nonexistent/r.py:f", "no such risk rule file"),
         ("RULE:missing", "has no function 'missing'"),
     ],
 )

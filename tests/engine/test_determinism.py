@@ -44,7 +44,7 @@ def arrays(eng: Engine) -> dict[str, np.ndarray]:
     def walk(prefix, obj):
         if isinstance(obj, np.ndarray):
             out[prefix] = obj
-        elif hasattr(obj, "_fields"):  # not the compiled risk rule
+        else:
             for name in obj._fields:
                 walk(f"{prefix}.{name}" if prefix else name, getattr(obj, name))
 

@@ -26,7 +26,7 @@ from engine.config import EngineConfig
 from engine.errors import UsageError
 from engine.risk_rules import RiskRuleError, compile_rule
 from engine.runner import Engine
-from engine.state import PI_POS, new_state
+from engine.state import CI_RULE_ADDR, PI_POS
 from engine.strategy_runner import StrategyRunner
 from tests.engine import rules, strategies
 from tests.engine.market import BUY, MS, SELL, book_market, fills_of, journal_of, run_to
@@ -200,10 +200,23 @@ def test_a_rule_sees_the_mid_and_its_params():
 
 
 def test_every_rule_gives_the_state_one_type_so_nothing_recompiles():
-    a = new_state(1, 1, risk_rule=rules.deny_big_sells)
-    b = new_state(1, 1, risk_rule=rules.deny_far_from_mid)
-    c = new_state(1, 1)
+    a = _rule_engine(rules.deny_big_sells).state
+    b = _rule_engine(rules.deny_far_from_mid).state
+    c = _rule_engine(None).state
     assert typeof(a) == typeof(b) == typeof(c)
+    assert a.ctl[CI_RULE_ADDR] != b.ctl[CI_RULE_ADDR] and c.ctl[CI_RULE_ADDR] == 0
+
+
+def test_a_restored_checkpoint_keeps_this_process_rule(tmp_path):
+    eng = _rule_engine(rules.deny_big_sells, (4.0,))
+    run_to(eng, 2 * MS)
+    eng.checkpoint(tmp_path / "c.ckpt")
+    other = _rule_engine(rules.deny_far_from_mid, (15.0,))
+    other.restore(tmp_path / "c.ckpt")
+    assert (
+        other.state.ctl[CI_RULE_ADDR]
+        == _rule_engine(rules.deny_far_from_mid).state.ctl[CI_RULE_ADDR]
+    )
 
 
 def test_rules_that_cannot_be_used_say_why():

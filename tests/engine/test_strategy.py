@@ -206,3 +206,11 @@ def test_strategy_fields_are_validated():
     rows = make_rows(strategies.Scripted, [{"qty": "7"}, {}])
     assert rows["qty"].tolist() == [7, 1]
     assert rows["oid"].tolist() == [-1, -1]
+
+
+def test_large_integer_parameters_stay_exact():
+    from engine.strategy import make_rows
+
+    t = 1_700_000_000_030_000_001  # a ns time: a float would round it
+    rows = make_rows(strategies.Scripted, [{"timer_at": t}, {"timer_at": "1e9"}])
+    assert rows["timer_at"].tolist() == [t, 1_000_000_000]
