@@ -53,7 +53,7 @@ from adapters.live.book_sync import SyncState
 from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.order_journal import OrderJournal
-from adapters.live.order_records import Event, Intent, Marker, Record
+from adapters.live.order_records import Event, Intent, Marker, Record, Reply
 from adapters.live.session_env import Endpoints, Environment
 from adapters.live.session_orders import LiveOrders, Prepared
 from adapters.live.session_reconcile import (
@@ -160,6 +160,8 @@ class LiveSession:
         self.inherited: dict[str, tuple[str, str]] = {}
         """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
         self.error = ""
+        self._inherited_cancels: dict[str, str] = {}
+        """Cancel requests of inherited orders: cancel client id -> venue client id."""
         self._reconcile_pending: ReconcileReport | None = None
         self._records: list[Record] = []
         self._books: dict[str, int] = {}
@@ -383,6 +385,7 @@ class LiveSession:
             req = OrderRequest("cancel", cid, symbol, orig_client_id=venue_cid)
             intent = Intent("cancel", cid, symbol, now, orig_client_id=root)
             prepared.append(Prepared(req, intent, -1))
+            self._inherited_cancels[cid] = venue_cid
         try:
             self._flush_records()
             self.journal.append_batch([p.intent for p in prepared])
@@ -484,7 +487,8 @@ class LiveSession:
         engine = self.engine
         assert engine is not None
         t0 = perf_counter_ns()
-        if self._pushed_at:
+        market = self._pushed_at != 0  # a tick-to-order cycle: time it
+        if market:
             self.timings.add("wake", t0 - self._pushed_at)
             self._pushed_at = 0
         self._flush_records()
@@ -493,7 +497,8 @@ class LiveSession:
         engine.step_until(now)
         out = engine.take_outbox()
         t1 = perf_counter_ns()
-        self.timings.add("engine", t1 - t0)
+        if market:
+            self.timings.add("engine", t1 - t0)
         if out:
             self._dispatch(out, now, t1)
 
@@ -561,6 +566,9 @@ class LiveSession:
         """An event about an order this run did not place: inherited ones are journaled
         under their journal id; anything else is only noted."""
         ts = ev.recv_ts_ns or time.time_ns()
+        if ev.kind == "cancel_rejected" and ev.client_id in self._inherited_cancels:
+            del self._inherited_cancels[ev.client_id]
+            return [Reply(ev.client_id, "reject", ts, code=ev.code, message=ev.message[:200])]
         entry = self.inherited.get(ev.client_id)
         if entry is None:
             return [Marker("foreign_event", ts, {"client_id": ev.client_id, "kind": ev.kind})]
@@ -579,7 +587,12 @@ class LiveSession:
             ]
         if ev.kind in ("canceled", "expired"):
             del self.inherited[ev.client_id]
-            return [Event(root, ev.kind, ts, venue_order_id=ev.venue_order_id)]  # type: ignore[arg-type]
+            out: list[Record] = [Event(root, ev.kind, ts, venue_order_id=ev.venue_order_id)]  # type: ignore[arg-type]
+            for cancel_cid, target in list(self._inherited_cancels.items()):
+                if target == ev.client_id:
+                    del self._inherited_cancels[cancel_cid]
+                    out.append(Reply(cancel_cid, "ack", ts, venue_order_id=ev.venue_order_id))
+            return out
         return []
 
     def _flush_records(self) -> None:

@@ -165,7 +165,8 @@ SECTIONS: Final = ("decode", "wake", "engine", "encode", "journal", "send")
 
 - decode: a market data frame's arrival (its `ts_local`) to its rows reaching the session;
 - wake: rows pushed to the stepping cycle starting (the loop's scheduling);
-- engine: step_until and take_outbox;
+- engine: step_until and take_outbox, in cycles that took market data (plus the journal
+  flush of pending venue facts, usually nothing);
 - encode: outbox rows to venue requests (client ids, decimals, filter checks);
 - journal: the intents' append_batch with fsync;
 - send: handing the requests to the venue client (tasks created; the signing and the

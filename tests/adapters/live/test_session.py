@@ -288,6 +288,39 @@ async def test_a_journal_order_the_venue_lost_is_a_mismatch(replay: Replay, tmp_
         assert sb.placed == []
 
 
+async def test_an_order_left_open_by_a_crash_is_inherited_and_canceled_at_the_stop(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    resting = {"qty": QTY, "at": 3, "sell": 0, "slip": -500, "tif": 0}  # GTC, far below
+    async with CheckedVenue(replay, speed=5) as sb:
+        first = session_for(sb, journal, resting)
+        await first.start()
+        try:
+            await eventually(lambda: first.status().acked == 1, 10.0, "the resting order")
+        finally:
+            await first.abort()  # a crash: the order stays at the venue
+        assert sb.matcher.open_by_client("t-1") is not None
+        second = session_for(sb, journal, {"qty": QTY, "at": 10**9})  # idle this time
+        await second.start()
+        try:
+            report = second.reconcile_report
+            assert report is not None and not report.halts
+            assert [(i.client_id, i.verdict) for i in report.items] == [("t-1", "agrees")]
+            assert second.status().inherited == ("t-1",)
+        finally:
+            await second.stop()
+        assert sb.matcher.open_orders(SYMBOL) == []  # canceled at the stop
+        assert second.inherited == {}
+        order = rebuild(records(journal)).orders["t-1"]
+        assert order.status == "canceled" and order.pending == []
+        intents = [r for r in records(journal) if isinstance(r, Intent)]
+        assert [(i.action, i.client_id, i.orig_client_id) for i in intents] == [
+            ("new", "t-1", None),
+            ("cancel", "t-2", "t-1"),
+        ]
+
+
 async def test_stop_cancels_working_orders(replay: Replay, tmp_path: Path) -> None:
     journal = tmp_path / "orders.journal"
     async with CheckedVenue(replay, speed=5) as sb:
