@@ -160,6 +160,7 @@ class LiveSession:
         self.inherited: dict[str, tuple[str, str]] = {}
         """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
         self.error = ""
+        self._journal_failed = False
         self._inherited_cancels: dict[str, str] = {}
         """Cancel requests of inherited orders: cancel client id -> venue client id."""
         self._reconcile_pending: ReconcileReport | None = None
@@ -293,8 +294,11 @@ class LiveSession:
         if self._closed:
             return
         if cancel and self._running and self.engine is not None:
-            self.engine.command(Command(CMD_HALT))
-            self._cycle()
+            try:
+                self.engine.command(Command(CMD_HALT))
+                self._cycle()
+            except Exception:
+                log.exception("live session: halting and cancelling failed")
             await self.cancel_inherited()
             deadline = time.monotonic() + self.options.cancel_timeout
             while time.monotonic() < deadline and (self.working_orders() or self.inherited):
@@ -339,9 +343,9 @@ class LiveSession:
         journal = self.journal
         if journal is None:
             return
-        if flush:
+        if flush and not self._journal_failed:
+            self._flush_records()
             try:
-                self._flush_records()
                 journal.append(Marker("session_stop", time.time_ns()))
             except CockpitError as exc:
                 log.error("live session: the last journal records were not written: %s", exc)
@@ -390,6 +394,7 @@ class LiveSession:
             self._flush_records()
             self.journal.append_batch([p.intent for p in prepared])
         except CockpitError as exc:
+            self._journal_failed = True
             self._fail(f"order journal: {exc}")
             return 0
         for p in prepared:
@@ -518,6 +523,7 @@ class LiveSession:
             # Not journaled, so not sent: the engine hears they failed, and trading stops.
             for p in prepared:
                 orders.not_sent(p, "the order journal failed", now)
+            self._journal_failed = True
             self._fail(f"order journal: {exc}")
             return
         t3 = perf_counter_ns()
@@ -596,9 +602,16 @@ class LiveSession:
         return []
 
     def _flush_records(self) -> None:
-        if self._records and self.journal is not None:
-            records, self._records = self._records, []
+        """Journal the venue's answers received since the last step (not synced: the next
+        intents' fsync covers them)."""
+        if not self._records or self.journal is None or self._journal_failed:
+            return
+        records, self._records = self._records, []
+        try:
             self.journal.append_batch(records, sync=False)
+        except CockpitError as exc:  # the intents that follow fail too: nothing is sent
+            self._journal_failed = True
+            self._fail(f"order journal: {exc}")
 
     def _fail(self, why: str) -> None:
         """Stop trading on our own: halt the engine and say why."""

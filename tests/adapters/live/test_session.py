@@ -19,6 +19,7 @@ from adapters.live.sandbox_replay import Replay, replay_from_capture
 from adapters.live.ws_venue import State
 from engine.codes import R_BOOK_NOT_IN_SYNC, SIDE_BUY_CODE, ST_FILLED
 from engine.commands import CMD_MANUAL_MARKET, Command
+from engine.errors import CockpitError
 from tests.adapters.live.helpers import eventually
 from tests.adapters.live.session_helpers import (
     SYMBOL,
@@ -319,6 +320,31 @@ async def test_an_order_left_open_by_a_crash_is_inherited_and_canceled_at_the_st
             ("new", "t-1", None),
             ("cancel", "t-2", "t-1"),
         ]
+
+
+async def test_a_failing_journal_sends_nothing_and_halts(
+    replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with CheckedVenue(replay, speed=5) as sb:
+        session = session_for(sb, journal, {"qty": QTY, "at": 3, "sell": 0})
+        await session.start()
+        assert session.journal is not None
+
+        def full(records: object, *, sync: bool = True) -> int:
+            raise CockpitError("order journal: write failed (No space left on device)")
+
+        monkeypatch.setattr(session.journal, "append_batch", full)
+        try:
+            await eventually(lambda: session.status().error != "", 10.0, "the failure")
+            await eventually(lambda: not session.working_orders(), 5.0, "the reject")
+        finally:
+            await session.stop()
+        status = session.status()
+        assert sb.placed == [] and status.orders == 0  # nothing left unjournaled
+        assert status.trading == "halted" and "No space left" in status.error
+        assert session.engine is not None
+        assert int(session.engine.rows[0]["orders"]) >= 1  # the strategy did try
 
 
 async def test_stop_cancels_working_orders(replay: Replay, tmp_path: Path) -> None:
