@@ -226,6 +226,12 @@ async def _run(
         out.write("reconciliation with the venue:\n")
         for line in report.lines():
             out.write(f"  {line}\n")
+    if report is not None and report.journal_positions:
+        held = ", ".join(f"{sym} {qty.normalize():+f}" for sym, qty in report.journal_positions)
+        out.write(
+            f"the journal's fills add up to {held}; the engine starts flat (it does not "
+            "load positions from an earlier run)\n"
+        )
     if report is not None and report.halts:
         if not args.accept_reconcile:
             await session.stop()

@@ -31,7 +31,7 @@ from typing import Final, Literal, Protocol
 
 from adapters.live.binance_exec_messages import OrderStatus, trade_fills
 from adapters.live.exec_events import ExecEvent
-from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.order_records import Event, Marker, Record, Reply
 from adapters.live.order_state import UNKNOWN, OrderState, Rebuilt, rebuild
 from adapters.live.secrets import VenueRequestError
 
@@ -87,6 +87,9 @@ class ReconcileReport:
     ts_ns: int
     records: tuple[Record, ...] = field(default=(), repr=False)
     """What to journal: the venue's facts the journal lacked, and a marker."""
+    journal_positions: tuple[tuple[str, Decimal], ...] = ()
+    """Net base quantity the journal's fills add up to per symbol (after this
+    reconciliation's facts). The new engine starts flat: this is what it does not hold."""
 
     @property
     def diff(self) -> tuple[ReconcileItem, ...]:
@@ -197,7 +200,8 @@ async def reconcile(
     Raises:
         VenueRequestError: the venue did not answer a query (nothing is decided then).
     """
-    rebuilt = rebuild(records)
+    rebuilt_records = list(records)
+    rebuilt = rebuild(rebuilt_records)
     ids = venue_ids(rebuilt)
     known = set(ids) | set(ids.values())
     items: list[ReconcileItem] = []
@@ -269,7 +273,14 @@ async def reconcile(
     for item in items:
         counts[item.verdict] = int(counts.get(item.verdict, 0)) + 1
     out.append(Marker("reconciled", now_ns, counts))
-    return ReconcileReport(tuple(items), tuple(inherited), now_ns, tuple(out))
+    held = filled_positions(rebuild([*rebuilt_records, *out]))
+    return ReconcileReport(
+        tuple(items),
+        tuple(inherited),
+        now_ns,
+        tuple(out),
+        tuple((sym, qty) for sym, qty in sorted(held.items()) if qty != 0),
+    )
 
 
 class BinanceQueries:
@@ -304,11 +315,6 @@ class BinanceQueries:
                 f"{reply.reason or 'error'})"
             )
         return reply.result
-
-
-def intents_of(records: Iterable[Record]) -> list[Intent]:
-    """The intents of a journal (what a restart may have to reconcile)."""
-    return [r for r in records if isinstance(r, Intent)]
 
 
 def filled_positions(rebuilt: Rebuilt) -> dict[str, Decimal]:

@@ -94,6 +94,8 @@ async def test_each_verdict() -> None:
     assert after.orders["a-2"].status == "filled" and after.orders["a-2"].filled_qty == D("0.002")
     assert after.orders["a-3"].status == "filled" and after.orders["a-3"].duplicate_fills == 0
     assert after.orders["a-4"].status == "accepted"
+    # a-2 and a-3 filled 0.002 each (buys); the others nothing.
+    assert report.journal_positions == ((S, D("0.004")),)
     marker = report.records[-1]
     assert isinstance(marker, Marker) and marker.data["mismatch"] == 2
     assert any("external" in line and "zz-1" in line for line in report.lines())
