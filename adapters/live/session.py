@@ -54,6 +54,7 @@ from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.secrets import redact
 from adapters.live.session_env import Endpoints, Environment
 from adapters.live.session_orders import LiveOrders, Prepared
 from adapters.live.session_reconcile import (
@@ -231,6 +232,11 @@ class LiveSession:
         records = list(self.journal.recovered.records)
         try:
             await self._set_up(records)
+        except (OSError, TimeoutError) as exc:  # connection refused, DNS, TLS...
+            await self._close(flush=False)
+            raise CockpitError(
+                f"cannot reach the venue at {self.md.rest.base_url}: {redact(str(exc))}"
+            ) from None
         except BaseException:
             await self._close(flush=False)
             raise

@@ -129,3 +129,11 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_venue_that_does_not_answer_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    argv = ["live", "--url", "ws://127.0.0.1:1", "--symbol", "BTCUSDT", "--strategy", STRATEGY]
+    assert main([*argv, "--journal", str(tmp_path / "j")]) == 2
+    assert "cannot reach the venue at http://127.0.0.1:1" in capsys.readouterr().err
