@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--instruments", type=_positive_int, default=1, help="instruments")
     gen.add_argument("--format", choices=["native", "parquet", "csv"], help="output format")
 
-    from cockpit import cli_app, cli_backtest, cli_bench, cli_optimize
+    from cockpit import cli_app, cli_backtest, cli_bench, cli_live, cli_optimize, cli_sandbox
 
     # `cockpit` alone opens the app: it takes the app's options (--theme, --speed, ...).
     cli_app.add_app_options(p)
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_backtest.add_parser(sub)
     cli_bench.add_parser(sub)
     cli_optimize.add_parser(sub)
+    cli_sandbox.add_parser(sub)
+    cli_live.add_parser(sub)
     return p
 
 
@@ -249,6 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command == "bench":
             from cockpit.cli_bench import run
+
+            return run(args)
+        if args.command == "sandbox":
+            from cockpit.cli_sandbox import run
+
+            return run(args)
+        if args.command == "live":
+            from cockpit.cli_live import run
 
             return run(args)
         if args.command == "data":

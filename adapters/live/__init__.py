@@ -32,4 +32,16 @@ Orders (no sockets):
 - `venue_filters`: a symbol's order rules from Binance's exchangeInfo, checked before sending.
 - `exec_tracker`: each execution fact once and in order (deduplication, implied acks,
   settling requests whose outcome was unknown).
+
+The session (the engine on a venue):
+
+- `session`: `LiveSession`, market data and execution of one venue wired to
+  `engine.live.LiveEngine` on asyncio (journal before send, reconciliation at start).
+- `session_orders`: outbox rows to venue requests and journal intents, execution events to
+  engine reports (no I/O).
+- `session_reconcile`: the journal against the venue after a restart (verdicts, the diff
+  that halts trading).
+- `session_status`: status snapshots for a UI, and the hot path's section timings.
+- `session_env`: the endpoints behind a URL (sandbox, testnet, live) and the sandbox's
+  test account.
 """

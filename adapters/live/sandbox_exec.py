@@ -343,7 +343,9 @@ class SandboxVenue(SandboxMarketData):
     def _time(self, session: _Session, p: dict, frames: list[dict]) -> Any:
         return {"serverTime": self.server_time_ms()}
 
-    def _exchange_info(self, session: _Session, p: dict, frames: list[dict]) -> Any:
+    def _ws_exchange_info(self, session: _Session, p: dict, frames: list[dict]) -> Any:
+        # Not `_exchange_info`: that is the REST endpoint of SandboxMarketData, which this
+        # class serves too (a same-named method here broke GET /api/v3/exchangeInfo).
         wanted = p.get("symbols") or ([p["symbol"]] if "symbol" in p else list(self.replay.specs))
         unknown = [s for s in wanted if s not in self.replay.specs]
         if unknown:
@@ -506,7 +508,7 @@ class SandboxVenue(SandboxMarketData):
     _METHODS: Final = {
         "ping": _ping,
         "time": _time,
-        "exchangeInfo": _exchange_info,
+        "exchangeInfo": _ws_exchange_info,
         "session.logon": _logon,
         "userDataStream.subscribe": _subscribe,
         "userDataStream.subscribe.signature": _subscribe_signature,

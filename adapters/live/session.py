@@ -1,0 +1,705 @@
+"""A live session: one venue's market data and execution wired to the engine, on asyncio.
+
+    session = LiveSession.binance_spot(endpoints_for("ws://127.0.0.1:8765"), ["BTCUSDT"],
+                                       api_key=key, signer=signer, strategy_cls=MyStrategy,
+                                       journal_path="orders.journal")
+    await session.start()          # journal, instruments, engine, reconciliation, feeds
+    print(session.status().line())
+    await session.stop()           # halt, cancel every order, wait for the venue, close
+
+The flow (one event loop, one thread):
+
+- Market data: the client's rows (stamped with the local clock on arrival) are appended to
+  `LiveEngine.push_events`; each book's sync state goes to `set_in_sync`. A change of state
+  is applied in band: the engine first processes every row received before it, so the rows
+  before a gap are traded under "in sync" and the rows of a new snapshot are the first the
+  strategy sees with orders allowed again.
+- Stepping: a task runs `step_until(time.time_ns())` after every batch of messages or
+  execution events, and on a timer (at the engine's next scheduled event, timers included,
+  at most `step_interval` apart).
+- After each step, `take_outbox()` -> `LiveOrders.prepare` (client ids, Decimals, the
+  venue's filters: a refused order becomes an engine reject) -> the step's intents in ONE
+  `OrderJournal.append_batch` (fsync) -> only then are they handed to the execution client.
+  If the journal fails, nothing is sent, the orders are rejected in the engine and trading
+  is halted.
+- Execution events -> `LiveOrders.on_exec` (engine reports) and the journal (replies and
+  events, appended unsynced before the next intents; a crash loses at most those, and the
+  venue is asked again at the restart).
+- Start and restart: `session_reconcile.reconcile` compares the journal (empty or not)
+  with the venue before the market data starts; a mismatch or an order the journal does not
+  know halts trading (`CMD_HALT`) until `acknowledge_reconcile()` (`CMD_RESUME`). Client
+  ids continue after the highest in the journal.
+
+`status()` is a snapshot for a UI; `timings` holds the hot path's section times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any
+
+import numpy as np
+
+from adapters.live.binance_spot_exec import BinanceSpotExec
+from adapters.live.binance_spot_md import BinanceSpotMarketData
+from adapters.live.book_sync import SyncState
+from adapters.live.client_ids import ClientIdAllocator
+from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.order_journal import OrderJournal
+from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.secrets import redact
+from adapters.live.session_env import Endpoints, Environment
+from adapters.live.session_orders import LiveOrders, Prepared
+from adapters.live.session_reconcile import (
+    BinanceQueries,
+    ReconcileReport,
+    reconcile,
+)
+from adapters.live.session_status import (
+    SessionStatus,
+    Timings,
+    UnknownOrder,
+    connection_status,
+)
+from adapters.live.signing import Signer
+from adapters.live.ws_venue import WsConfig
+from engine.codes import TRADING_STATE_NAMES
+from engine.commands import CMD_HALT, CMD_RESUME, Command
+from engine.config import EngineConfig
+from engine.errors import CockpitError, UsageError
+from engine.events import FLAG_RESYNC, KIND_BOOK_CLEAR
+from engine.live import LiveEngine
+from engine.state import (
+    CK_TRADING_STATE,
+    H_TS,
+    MK_MID_X2,
+    N_HEAP,
+    PF_FEES,
+    PF_REALIZED,
+    PI_POS,
+)
+
+log = logging.getLogger(__name__)
+
+BookListener = Callable[[str, bool], object]
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How a session behaves; the defaults suit a real venue."""
+
+    session_prefix: str = "ck"
+    """Client ids are `<prefix>-<n>` (1-20 of A-Z a-z 0-9 _)."""
+    step_interval: float = 0.005
+    """Longest time between two engine steps when nothing arrives, seconds."""
+    ready_timeout: float = 15.0
+    """Seconds to wait for the execution connection at start."""
+    cancel_timeout: float = 5.0
+    """Seconds `stop()` waits for the venue to confirm the cancels."""
+    engine_capacity: int = 1 << 20
+    """Rows the engine buffers between steps."""
+
+
+def _registered(md: BinanceSpotMarketData, symbol: str) -> bool:
+    try:
+        md.instrument_of(symbol)
+    except KeyError:
+        return False
+    return True
+
+
+class LiveSession:
+    """One venue end to end (see the module docstring).
+
+    Args:
+        market_data: the market data client (its `on_events` is taken over).
+        execution: the execution client (its `on_exec` is taken over).
+        strategy_cls, instances: the strategy and its instances' parameters.
+        config: the engine configuration (`live` is forced on).
+        journal_path: the order journal (created, or replayed and reconciled).
+        environment: sandbox, testnet or live (shown, and written in the journal).
+        options: timing and naming (SessionOptions()).
+    """
+
+    def __init__(
+        self,
+        market_data: BinanceSpotMarketData,
+        execution: BinanceSpotExec,
+        *,
+        strategy_cls: type | None = None,
+        instances: list[dict[str, Any]] | None = None,
+        config: EngineConfig | None = None,
+        journal_path: str | Path,
+        environment: Environment = "sandbox",
+        options: SessionOptions | None = None,
+    ) -> None:
+        self.md = market_data
+        self.execution = execution
+        self.strategy_cls = strategy_cls
+        self.instances = instances
+        self.config = config
+        self.journal_path = Path(journal_path)
+        self.environment = environment
+        self.options = options or SessionOptions()
+        ClientIdAllocator(self.options.session_prefix)  # validates the prefix now
+        self.symbols = list(market_data.symbols)
+        self.timings = Timings()
+        self.book_listeners: list[BookListener] = []
+        """Called with (symbol, in_sync) when a book's sync state changes (in band)."""
+        self.engine: LiveEngine | None = None
+        self.orders: LiveOrders | None = None
+        self.journal: OrderJournal | None = None
+        self.reconcile_report: ReconcileReport | None = None
+        """The last reconciliation (None when the journal was new)."""
+        self.inherited: dict[str, tuple[str, str]] = {}
+        """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
+        self.error = ""
+        self._journal_failed = False
+        self._inherited_cancels: dict[str, str] = {}
+        """Cancel requests of inherited orders: cancel client id -> venue client id."""
+        self._reconcile_pending: ReconcileReport | None = None
+        self._records: list[Record] = []
+        self._books: dict[str, int] = {}
+        self._in_sync: dict[int, bool] = {}
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._stepper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_now = 0
+        self._pushed_at = 0
+        self._started = False
+        self._running = False
+        self._closed = False
+
+    @classmethod
+    def binance_spot(
+        cls,
+        endpoints: Endpoints,
+        symbols: Sequence[str],
+        *,
+        api_key: str,
+        signer: Signer,
+        md_config: WsConfig | None = None,
+        exec_config: WsConfig | None = None,
+        resolve_after: float = 2.0,
+        **kwargs: Any,
+    ) -> LiveSession:
+        """A session on Binance spot, its testnet or the sandbox (`session_env.endpoints_for`).
+
+        Args:
+            endpoints: where to connect.
+            symbols: e.g. ["BTCUSDT"] (instrument ids follow this order).
+            api_key, signer: the account (`signing.signer_for(load_credentials(...))`).
+            md_config, exec_config: connection timings (tests shorten them).
+            resolve_after: seconds before an UNKNOWN request is settled by a status query.
+            **kwargs: LiveSession's (strategy_cls, instances, config, journal_path, options).
+        """
+        md = BinanceSpotMarketData(
+            symbols, ws_url=endpoints.md_ws, rest_url=endpoints.rest, config=md_config
+        )
+        ex = BinanceSpotExec(
+            api_key=api_key,
+            signer=signer,
+            ws_url=endpoints.ws_api,
+            symbols=symbols,
+            config=exec_config,
+            resolve_after=resolve_after,
+        )
+        return cls(md, ex, environment=endpoints.environment, **kwargs)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the journal, load the instruments, build the engine, connect for orders,
+        reconcile with the venue if the journal had orders, then start the market data.
+
+        Raises:
+            UsageError: started twice, or the journal is locked by another process.
+            CockpitError: the venue did not answer (instruments, execution set-up or the
+                reconciliation queries); nothing was traded.
+        """
+        if self._started:
+            raise UsageError("the live session was already started")
+        self._started = True
+        self.journal = OrderJournal.open(self.journal_path)
+        records = list(self.journal.recovered.records)
+        try:
+            await self._set_up(records)
+        except (OSError, TimeoutError) as exc:  # connection refused, DNS, TLS...
+            await self._close(flush=False)
+            raise CockpitError(
+                f"cannot reach the venue at {self.md.rest.base_url}: {redact(str(exc))}"
+            ) from None
+        except BaseException:
+            await self._close(flush=False)
+            raise
+        self._running = True
+
+    async def _set_up(self, records: list[Record]) -> None:
+        md, ex = self.md, self.execution
+        opts = self.options
+        ids = ClientIdAllocator.resume(opts.session_prefix, records)
+        if not all(_registered(md, sym) for sym in self.symbols):
+            await md.load_instruments()
+        for sym in self.symbols:
+            iid = md.instrument_of(sym)[0]
+            self._books[sym] = iid
+            self._in_sync[iid] = False
+        engine = LiveEngine(
+            md.instruments,
+            self.strategy_cls,
+            self.instances,
+            self.config,
+            capacity=opts.engine_capacity,
+        )
+        self.engine = engine
+        self.orders = LiveOrders(
+            engine,
+            md.instruments,
+            ids,
+            filters=ex.filters,
+            ref_price=self._mid,
+            foreign=self._foreign,
+        )
+        ex.on_exec = self._on_exec
+        await ex.start()
+        try:
+            await ex.wait_ready(opts.ready_timeout)
+        except TimeoutError:
+            raise CockpitError(
+                f"the execution connection to {ex.ws_url} was not ready within "
+                f"{opts.ready_timeout:g} s (state {ex.state})"
+            ) from None
+        for sym, iid in self._books.items():
+            filt = ex.filters.get(sym)
+            if filt is not None and filt.min_notional:
+                engine.set_min_notional(iid, float(filt.min_notional))
+        await self._reconcile(records)  # also on a new journal: no foreign open orders
+        assert self.journal is not None
+        self.journal.append(
+            Marker(
+                "session_start",
+                time.time_ns(),
+                {"environment": self.environment, "prefix": opts.session_prefix},
+            )
+        )
+        md.on_events = self._on_md_rows
+        await md.start()
+        self._stepper = asyncio.create_task(self._step_loop(), name="live-session:step")
+
+    async def stop(self, *, cancel: bool = True) -> None:
+        """Halt the engine, cancel every order (ours and inherited ones, never external
+        ones), wait up to `options.cancel_timeout` for the venue, then close everything."""
+        if self._closed:
+            return
+        if cancel and self._running and self.engine is not None:
+            try:
+                self.engine.command(Command(CMD_HALT))
+                self._cycle()
+            except Exception:
+                log.exception("live session: halting and cancelling failed")
+            await self.cancel_inherited()
+            deadline = time.monotonic() + self.options.cancel_timeout
+            while time.monotonic() < deadline and (self.working_orders() or self.inherited):
+                await asyncio.sleep(0.01)
+            if self.working_orders() or self.inherited:
+                log.warning(
+                    "live session: %d order(s) not confirmed canceled at shutdown",
+                    len(self.working_orders()) + len(self.inherited),
+                )
+        await self._close(flush=True)
+
+    async def abort(self) -> None:
+        """Stop at once, as a crash would: no cancels, nothing more journaled."""
+        await self._close(flush=False)
+
+    async def __aenter__(self) -> LiveSession:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _close(self, *, flush: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._running = False
+        for iid in self._in_sync:
+            self._in_sync[iid] = False  # no feed, no book
+        if self._timer is not None:
+            self._timer.cancel()
+        tasks = [t for t in (self._stepper, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.md.stop()
+        await self.execution.stop()
+        journal = self.journal
+        if journal is None:
+            return
+        if flush and not self._journal_failed:
+            self._flush_records()
+            try:
+                journal.append(Marker("session_stop", time.time_ns()))
+            except CockpitError as exc:
+                log.error("live session: the last journal records were not written: %s", exc)
+        journal.close()
+
+    # -- commands --------------------------------------------------------------------------
+
+    def acknowledge_reconcile(self) -> bool:
+        """The user has seen the reconciliation diff: resume trading (CMD_RESUME).
+
+        Returns False when there was nothing to acknowledge.
+        """
+        report = self._reconcile_pending
+        if report is None or self.engine is None or self.journal is None:
+            return False
+        self._reconcile_pending = None
+        self.engine.command(Command(CMD_RESUME))
+        self.journal.append(
+            Marker("reconcile_acknowledged", time.time_ns(), {"items": len(report.diff)})
+        )
+        self._wake.set()
+        return True
+
+    def command(self, cmd: Command) -> int:
+        """Apply an engine command now (manual orders, cancel all, flatten...) and send
+        what it asks for."""
+        if self.engine is None:
+            raise UsageError("the live session is not started")
+        out = self.engine.command(cmd)
+        self._wake.set()
+        return out
+
+    async def cancel_inherited(self) -> int:
+        """Cancel the open orders inherited from an earlier run; returns requests sent."""
+        if not self.inherited or self.orders is None or self.journal is None:
+            return 0
+        now = time.time_ns()
+        prepared = []
+        for venue_cid, (root, symbol) in self.inherited.items():
+            cid = self.orders.ids.next()
+            req = OrderRequest("cancel", cid, symbol, orig_client_id=venue_cid)
+            intent = Intent("cancel", cid, symbol, now, orig_client_id=root)
+            prepared.append(Prepared(req, intent, -1))
+            self._inherited_cancels[cid] = venue_cid
+        try:
+            self._flush_records()
+            self.journal.append_batch([p.intent for p in prepared])
+        except CockpitError as exc:
+            self._journal_failed = True
+            self._fail(f"order journal: {exc}")
+            return 0
+        for p in prepared:
+            self._send(p)
+        return len(prepared)
+
+    def working_orders(self) -> list[str]:
+        """Client ids of the engine's orders not known to have ended."""
+        return [] if self.orders is None else [o.venue_cid for o in self.orders.working()]
+
+    def in_sync(self, symbol: str) -> bool:
+        """Whether the engine currently allows orders on `symbol`'s book."""
+        iid = self._books.get(symbol)
+        return iid is not None and self._in_sync.get(iid, False)
+
+    # -- market data -------------------------------------------------------------------------
+
+    def _on_md_rows(self, rows: np.ndarray) -> None:
+        """The market data client's rows of one message (on the event loop)."""
+        t = time.time_ns()
+        self.timings.add("decode", t - int(rows[0]["ts_local"]))
+        self._sync_books(rows)
+        assert self.engine is not None
+        self.engine.push_events(rows)
+        self._pushed_at = perf_counter_ns()
+        self._wake.set()
+
+    def _sync_books(self, rows: np.ndarray) -> None:
+        """Apply book sync changes in band: step through what came before, then flip."""
+        resync_clear = (
+            len(rows) == 1
+            and rows[0]["kind"] == KIND_BOOK_CLEAR
+            and (int(rows[0]["flags"]) & FLAG_RESYNC) != 0
+        )
+        changed = []
+        for sym, iid in self._books.items():
+            now_in = self.md.sequencer(sym).state != SyncState.WAIT
+            if resync_clear and int(rows[0]["instrument"]) == iid:
+                now_in = False  # a lost connection's clear comes before the book's reset
+            if now_in != self._in_sync[iid]:
+                changed.append((sym, iid, now_in))
+        if not changed:
+            return
+        if self._running:
+            self._cycle()
+        assert self.engine is not None
+        for sym, iid, now_in in changed:
+            self.engine.set_in_sync(iid, now_in)
+            self._in_sync[iid] = now_in
+            log.info("live session: %s book %s", sym, "in sync" if now_in else "NOT in sync")
+            for listener in list(self.book_listeners):
+                try:
+                    listener(sym, now_in)
+                except Exception:
+                    log.exception("live session: a book listener raised")
+
+    def _mid(self, iid: int) -> Decimal | None:
+        """The engine book's mid price (for the notional rule of market orders)."""
+        if self.engine is None:
+            return None
+        m2 = int(self.engine.state.mk[iid, MK_MID_X2])
+        if m2 <= 0:
+            return None
+        return self.md.instruments[iid].ticks_to_price(m2) / 2
+
+    # -- stepping ----------------------------------------------------------------------------
+
+    async def _step_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._cycle()
+            except Exception as exc:  # the engine itself failed: stop trading, say why
+                log.exception("live session: the engine step failed")
+                self._fail(f"engine: {exc}")
+                return
+            self._arm_timer(loop)
+
+    def _arm_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake at the engine's next scheduled event (a timer, a report), or soon."""
+        assert self.engine is not None
+        st = self.engine.state
+        delay = self.options.step_interval
+        if st.ctl[N_HEAP] > 0:
+            due = (int(st.hp[0, H_TS]) - time.time_ns()) / 1e9
+            delay = min(delay, max(due, 0.0))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(delay, self._wake.set)
+
+    def _cycle(self) -> None:
+        """One step: journal pending venue facts, run the engine to now, send its requests."""
+        engine = self.engine
+        assert engine is not None
+        t0 = perf_counter_ns()
+        market = self._pushed_at != 0  # a tick-to-order cycle: time it
+        if market:
+            self.timings.add("wake", t0 - self._pushed_at)
+            self._pushed_at = 0
+        self._flush_records()
+        now = max(time.time_ns(), self._last_now)
+        self._last_now = now
+        engine.step_until(now)
+        out = engine.take_outbox()
+        t1 = perf_counter_ns()
+        if market:
+            self.timings.add("engine", t1 - t0)
+        if out:
+            self._dispatch(out, now, t1)
+
+    def _dispatch(self, out: list, now: int, t1: int) -> None:
+        orders, journal = self.orders, self.journal
+        assert orders is not None and journal is not None
+        prepared = [p for p in (orders.prepare(o, now) for o in out) if p is not None]
+        t2 = perf_counter_ns()
+        self.timings.add("encode", t2 - t1)
+        if len(prepared) < len(out):
+            self._wake.set()  # refusals were reported to the engine: apply them soon
+        if not prepared:
+            return
+        try:
+            journal.append_batch([p.intent for p in prepared])
+        except CockpitError as exc:
+            # Not journaled, so not sent: the engine hears they failed, and trading stops.
+            for p in prepared:
+                orders.not_sent(p, "the order journal failed", now)
+            self._journal_failed = True
+            self._fail(f"order journal: {exc}")
+            return
+        t3 = perf_counter_ns()
+        self.timings.add("journal", t3 - t2)
+        for p in prepared:
+            self._send(p)
+        self.timings.add("send", perf_counter_ns() - t3)
+
+    def _send(self, p: Prepared) -> None:
+        assert self.orders is not None
+        counts = self.orders.counts
+        counts.sent += 1
+        if p.request.kind == "new":
+            counts.orders += 1
+        task = asyncio.create_task(self._send_one(p), name=f"live-session:{p.request.client_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_one(self, p: Prepared) -> None:
+        ex, req = self.execution, p.request
+        try:
+            if req.kind == "new":
+                await ex.place(req)
+            elif req.kind == "cancel":
+                await ex.cancel(req)
+            else:
+                await ex.amend(req)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # raised before sending (the client checks first)
+            log.error("live session: %s %s not sent: %s", req.kind, req.client_id, exc)
+            if self.orders is not None and p.oid >= 0:
+                self.orders.not_sent(p, str(exc), time.time_ns())
+                self._wake.set()
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def _on_exec(self, ev: ExecEvent) -> None:
+        """One execution event (on the event loop): to the engine, and to the journal."""
+        assert self.orders is not None and self.engine is not None
+        ts = max(ev.recv_ts_ns or time.time_ns(), self.engine.now)
+        self._records.extend(self.orders.on_exec(ev, ts))
+        self._wake.set()
+
+    def _foreign(self, ev: ExecEvent) -> list[Record]:
+        """An event about an order this run did not place: inherited ones are journaled
+        under their journal id; anything else is only noted."""
+        ts = ev.recv_ts_ns or time.time_ns()
+        if ev.kind == "cancel_rejected" and ev.client_id in self._inherited_cancels:
+            del self._inherited_cancels[ev.client_id]
+            return [Reply(ev.client_id, "reject", ts, code=ev.code, message=ev.message[:200])]
+        entry = self.inherited.get(ev.client_id)
+        if entry is None:
+            return [Marker("foreign_event", ts, {"client_id": ev.client_id, "kind": ev.kind})]
+        root, _ = entry
+        if ev.kind == "fill" and ev.qty is not None and ev.price is not None:
+            return [
+                Event(
+                    root,
+                    "trade",
+                    ts,
+                    venue_order_id=ev.venue_order_id,
+                    trade_id=ev.trade_id or f"{ev.venue_order_id}-{ev.cum_qty}",
+                    last_qty=format(ev.qty, "f"),
+                    last_price=format(ev.price, "f"),
+                )
+            ]
+        if ev.kind in ("canceled", "expired"):
+            del self.inherited[ev.client_id]
+            out: list[Record] = [Event(root, ev.kind, ts, venue_order_id=ev.venue_order_id)]  # type: ignore[arg-type]
+            for cancel_cid, target in list(self._inherited_cancels.items()):
+                if target == ev.client_id:
+                    del self._inherited_cancels[cancel_cid]
+                    out.append(Reply(cancel_cid, "ack", ts, venue_order_id=ev.venue_order_id))
+            return out
+        return []
+
+    def _flush_records(self) -> None:
+        """Journal the venue's answers received since the last step (not synced: the next
+        intents' fsync covers them)."""
+        if not self._records or self.journal is None or self._journal_failed:
+            return
+        records, self._records = self._records, []
+        try:
+            self.journal.append_batch(records, sync=False)
+        except CockpitError as exc:  # the intents that follow fail too: nothing is sent
+            self._journal_failed = True
+            self._fail(f"order journal: {exc}")
+
+    def _fail(self, why: str) -> None:
+        """Stop trading on our own: halt the engine and say why."""
+        self.error = why
+        log.error("live session: trading halted: %s", why)
+        if self.engine is not None:
+            try:
+                self.engine.command(Command(CMD_HALT))
+            except Exception:
+                log.exception("live session: halting the engine failed")
+
+    # -- reconciliation ---------------------------------------------------------------------
+
+    async def _reconcile(self, records: list[Record]) -> None:
+        assert self.engine is not None and self.journal is not None
+        report = await reconcile(
+            records, BinanceQueries(self.execution), self.symbols, time.time_ns()
+        )
+        self.journal.append_batch(report.records)
+        self.reconcile_report = report
+        self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
+        for line in report.lines():
+            log.info("reconcile: %s", line)
+        if report.halts:
+            self._reconcile_pending = report
+            self.engine.command(Command(CMD_HALT))
+            log.warning(
+                "live session: trading halted: the venue differs from the journal "
+                "(%d item(s)); acknowledge to trade",
+                len(report.diff),
+            )
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> SessionStatus:
+        """A snapshot for a UI or a status line."""
+        engine, orders = self.engine, self.orders
+        now = time.time_ns()
+        md = connection_status("market data", self.md, limiter=self.md.rest.limiter)
+        ex = connection_status(
+            "execution", self.execution, clock=self.execution.clock, limiter=self.execution.limiter
+        )
+        trading = "not started"
+        positions: tuple[tuple[str, int], ...] = ()
+        realized: tuple[tuple[str, float], ...] = ()
+        if engine is not None:
+            trading = TRADING_STATE_NAMES.get(int(engine.state.ctl[CK_TRADING_STATE]), "?")
+            pi = engine.state.pi
+            pf = engine.state.pf
+            positions = tuple((s, int(pi[:, i, PI_POS].sum())) for s, i in self._books.items())
+            realized = tuple(
+                (s, float(pf[:, i, PF_REALIZED].sum() - pf[:, i, PF_FEES].sum()))
+                for s, i in self._books.items()
+            )
+        counts = orders.counts if orders is not None else None
+        unknown = ()
+        if orders is not None:
+            unknown = tuple(
+                UnknownOrder(u.client_id, u.kind, u.symbol, (now - u.since_ns) / 1e9, u.reason)
+                for u in orders.unknown.values()
+            )
+        pending = self._reconcile_pending
+        return SessionStatus(
+            environment=self.environment,
+            running=self._running,
+            market_data=md,
+            execution=ex,
+            trading=trading,
+            reconcile_pending=tuple(pending.lines()) if pending is not None else (),
+            books_in_sync=tuple((s, self._in_sync.get(i, False)) for s, i in self._books.items()),
+            unknown=unknown,
+            inherited=tuple(self.inherited),
+            working=len(self.working_orders()),
+            sent=counts.sent if counts else 0,
+            orders=counts.orders if counts else 0,
+            acked=counts.acked if counts else 0,
+            fills=counts.fills if counts else 0,
+            rejected=counts.rejected if counts else 0,
+            refused_locally=counts.refused_locally if counts else 0,
+            canceled=counts.canceled if counts else 0,
+            positions=positions,
+            realized=realized,
+            journal_bytes=self.journal.size if self.journal is not None else 0,
+            error=self.error,
+        )

@@ -1,0 +1,207 @@
+"""What a live session shows: snapshots for a UI or a status line, and its section timings.
+
+`SessionStatus` is a frozen snapshot (plain values, safe to hand to another thread): the two
+connections (`ConnectionStatus`: state, last message age, reconnects, clock offset, rate
+budget), the environment, the trading state, the orders whose outcome is unknown, counts.
+`Timings` keeps the last samples of each timed section of the session's hot path
+(perf_counter_ns), for benchmarks/bench_live.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from adapters.live.clock_offset import ClockOffset
+from adapters.live.rate_limit import RateLimiter
+from adapters.live.ws_venue import WsVenue
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """One rate limit: weight spent in its window and its capacity."""
+
+    name: str
+    used: int
+    capacity: int
+
+
+@dataclass(frozen=True)
+class ConnectionStatus:
+    """One venue connection (market data or execution)."""
+
+    name: str
+    state: str
+    last_message_age: float | None
+    """Seconds since its last frame (None before the first)."""
+    reconnects: int
+    messages: int
+    gaps: int
+    resyncs: int
+    clock_offset_ms: float | None
+    """Venue clock minus ours (execution only, once measured)."""
+    clock_uncertainty_ms: float | None
+    rate_budget: tuple[RateBudget, ...]
+    paused_for: float
+    """Seconds left of a pause the venue ordered (429/418), 0 when none."""
+
+
+@dataclass(frozen=True)
+class UnknownOrder:
+    """A request whose outcome is unknown (shown until the venue settles it)."""
+
+    client_id: str
+    kind: str
+    symbol: str
+    age: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """A snapshot of a live session."""
+
+    environment: str
+    """sandbox, testnet or live (from the URL)."""
+    running: bool
+    market_data: ConnectionStatus
+    execution: ConnectionStatus
+    trading: str
+    """The engine's trading state: active, reduce_only or halted."""
+    reconcile_pending: tuple[str, ...]
+    """Lines of a reconciliation diff the user has not acknowledged (trading is halted)."""
+    books_in_sync: tuple[tuple[str, bool], ...]
+    unknown: tuple[UnknownOrder, ...]
+    inherited: tuple[str, ...]
+    """Client ids of orders from an earlier run still open at the venue (not in the engine)."""
+    working: int
+    """Engine orders not known to have ended."""
+    sent: int
+    orders: int
+    acked: int
+    fills: int
+    rejected: int
+    refused_locally: int
+    canceled: int
+    positions: tuple[tuple[str, int], ...]
+    """Net position in lots per symbol (all strategy rows and manual trading)."""
+    realized: tuple[tuple[str, float], ...]
+    """Realized PnL net of fees per symbol, quote currency (all rows)."""
+    journal_bytes: int
+    error: str
+    """Why the session stopped trading on its own (a journal failure...), '' if it did not."""
+
+    def line(self) -> str:
+        """One status line for a terminal."""
+        md, ex = self.market_data, self.execution
+        age = "-" if md.last_message_age is None else f"{md.last_message_age:.1f}s"
+        clock = "-" if ex.clock_offset_ms is None else f"{ex.clock_offset_ms:+.1f}ms"
+        pos = " ".join(f"{s}={p}" for s, p in self.positions)
+        pnl = " ".join(f"{s}={v:+.4g}" for s, v in self.realized)
+        sync = "".join("Y" if ok else "n" for _, ok in self.books_in_sync)
+        text = (
+            f"[{self.environment}] md {md.state} (age {age}, gaps {md.gaps}, reconn "
+            f"{md.reconnects}, sync {sync}) | exec {ex.state} (clock {clock}, reconn "
+            f"{ex.reconnects}) | {self.trading} | orders {self.orders} acked {self.acked} "
+            f"fills {self.fills} rej {self.rejected + self.refused_locally} working "
+            f"{self.working} unknown {len(self.unknown)} | pos {pos} | realized {pnl}"
+        )
+        if self.inherited:
+            text += f" | inherited {len(self.inherited)}"
+        if self.reconcile_pending:
+            text += " | RECONCILE: acknowledge to trade"
+        if self.error:
+            text += f" | ERROR {self.error}"
+        return text
+
+
+def rate_budget(limiter: RateLimiter) -> tuple[RateBudget, ...]:
+    """Each limit of a limiter with what is spent of it."""
+    seen: set[str] = set()
+    out = []
+    for limit in limiter.limits:
+        if limit.kind in seen:
+            continue  # used() reports the tightest window of a kind
+        seen.add(limit.kind)
+        tightest = min(
+            (lim for lim in limiter.limits if lim.kind == limit.kind), key=lambda x: x.capacity
+        )
+        out.append(RateBudget(tightest.name, limiter.used(limit.kind), tightest.capacity))
+    return tuple(out)
+
+
+def connection_status(
+    name: str,
+    venue: WsVenue,
+    *,
+    clock: ClockOffset | None = None,
+    limiter: RateLimiter | None = None,
+) -> ConnectionStatus:
+    """The status of one connection (its WsVenue counters plus clock and rate budget)."""
+    st = venue.status()
+    offset = uncertainty = None
+    if clock is not None and clock.best is not None:
+        offset = clock.offset_ns / 1e6
+        uncertainty = clock.uncertainty_ns / 1e6
+    return ConnectionStatus(
+        name=name,
+        state=str(st.state),
+        last_message_age=st.last_message_age,
+        reconnects=st.reconnects,
+        messages=st.messages,
+        gaps=st.gaps,
+        resyncs=st.resyncs,
+        clock_offset_ms=offset,
+        clock_uncertainty_ms=uncertainty,
+        rate_budget=rate_budget(limiter) if limiter is not None else (),
+        paused_for=limiter.paused_for() if limiter is not None else 0.0,
+    )
+
+
+SECTIONS: Final = ("decode", "wake", "engine", "encode", "journal", "send")
+"""Timed sections of the hot path, in order (see `LiveSession`):
+
+- decode: a market data frame's arrival (its `ts_local`) to its rows reaching the session;
+- wake: rows pushed to the stepping cycle starting (the loop's scheduling);
+- engine: step_until and take_outbox, in cycles that took market data (plus the journal
+  flush of pending venue facts, usually nothing);
+- encode: outbox rows to venue requests (client ids, decimals, filter checks);
+- journal: the intents' append_batch with fsync;
+- send: handing the requests to the venue client (tasks created; the signing and the
+  socket write happen in those tasks and are not in this figure).
+"""
+
+
+class Timings:
+    """The last `size` samples (ns) of each section, in a ring per section."""
+
+    def __init__(self, size: int = 1 << 16) -> None:
+        self.size = size
+        self._data = {name: np.zeros(size, np.int64) for name in SECTIONS}
+        self._n = dict.fromkeys(SECTIONS, 0)
+
+    def add(self, section: str, ns: int) -> None:
+        """Record one sample."""
+        n = self._n[section]
+        self._data[section][n % self.size] = ns
+        self._n[section] = n + 1
+
+    def samples(self, section: str) -> np.ndarray:
+        """The samples kept, oldest first."""
+        n = self._n[section]
+        data = self._data[section]
+        if n <= self.size:
+            return data[:n].copy()
+        k = n % self.size
+        return np.concatenate([data[k:], data[:k]])
+
+    def count(self, section: str) -> int:
+        """Samples recorded (also those dropped from the ring)."""
+        return self._n[section]
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        for name in SECTIONS:
+            self._n[name] = 0

@@ -1,0 +1,269 @@
+"""`cockpit live`: run a strategy against a venue, headless, until Ctrl-C.
+
+    cockpit sandbox --data ../shared/data/binance-ws/spot_btcusdt_20240808.gz &
+    cockpit live --url ws://127.0.0.1:PORT --symbol BTCUSDT \
+        --strategy tests/adapters/live/touch_strategy.py --param qty=100
+
+The URL picks the venue (adapters/live/session_env.py): loopback is the sandbox, Binance's
+spot testnet is the testnet, Binance (or no --url) is the real venue, which also needs
+`--confirm-live`. A status line is printed every `--status-every` seconds. Ctrl-C (or
+SIGTERM, or `--duration`) halts the strategy, cancels every order the session placed (and
+those of an earlier run found open at the start), waits for the venue, then exits.
+
+Credentials come from `--key-file`, `COCKPIT_BINANCE_KEY_FILE` or `COCKPIT_BINANCE_API_KEY`
+with `..._API_SECRET` / `..._PRIVATE_KEY_FILE` (adapters/live/secrets.py); they are never
+printed or logged. Against the sandbox with none configured, the sandbox's own test key is
+used, and the command says so.
+
+Every order is journaled (fsync) before it is sent. At the start the journal is reconciled
+with the venue; if the venue differs (an order the journal does not know, a state that
+cannot follow from the journal), the differences are printed and the command stops unless
+`--accept-reconcile` says they were read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.errors import CockpitError, UsageError
+
+VENUES = ("binance-spot",)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the `live` subcommand."""
+    p = subparsers.add_parser(
+        "live",
+        help="trade a strategy on the sandbox, the testnet or a real venue (headless)",
+        description=(
+            "Run a strategy file live: market data and orders over WebSocket, every order "
+            "journaled before it is sent, reconciled with the venue at the start. Ctrl-C "
+            "cancels every order and exits."
+        ),
+    )
+    p.add_argument("--venue", choices=VENUES, default="binance-spot", help="venue API")
+    p.add_argument(
+        "--url",
+        help="venue: ws://127.0.0.1:PORT (the sandbox), Binance's spot testnet, or "
+        "Binance (the default; real money, needs --confirm-live)",
+    )
+    p.add_argument("--symbol", action="append", required=True, help="symbol (repeatable)")
+    p.add_argument(
+        "--strategy", required=True, metavar="STRATEGY.py", help="file with one Strategy"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable)",
+    )
+    p.add_argument("--params-file", metavar="FILE.json", help="parameters as JSON")
+    p.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="order journal (default: orders-<venue>-<environment>.journal here)",
+    )
+    p.add_argument("--key-file", metavar="FILE", help="API key file (owner-only, chmod 600)")
+    p.add_argument("--prefix", default="ck", help="client order id prefix (default ck)")
+    p.add_argument(
+        "--risk", metavar="SPEC", help="pre-trade limits, as for backtest (max_position=...)"
+    )
+    p.add_argument("--fees", metavar="SPEC", help="fee rates for the PnL, maker=...,taker=...")
+    p.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (as Ctrl-C)"
+    )
+    p.add_argument(
+        "--accept-reconcile",
+        action="store_true",
+        help="trade even though the start-up reconciliation found differences (printed)",
+    )
+    p.add_argument(
+        "--confirm-live", action="store_true", help="yes, trade on the real venue (real money)"
+    )
+    p.add_argument("--verbose", action="store_true", help="log connection events to stderr")
+
+
+def _config(args: argparse.Namespace):
+    from cockpit.cli_backtest import config_from
+    from engine.config import EngineConfig
+
+    ns = argparse.Namespace(
+        latency=None,
+        fees=args.fees,
+        queue_model=None,
+        equity_interval=None,
+        risk=args.risk,
+        risk_rule=None,
+        risk_rule_params=None,
+    )
+    cfg: EngineConfig = config_from(ns)
+    return cfg
+
+
+def _credentials(args: argparse.Namespace, environment: str):
+    """(API key, signer, a line saying which key is used, the Credentials or None)."""
+    from adapters.live.secrets import env_names, load_credentials, mask_key
+    from adapters.live.session_env import SANDBOX_API_KEY, SANDBOX_API_SECRET
+    from adapters.live.signing import HmacSha256Signer, signer_for
+
+    configured = args.key_file is not None or any(
+        os.environ.get(name, "").strip() for name in env_names("binance").values()
+    )
+    if environment == "sandbox" and not configured:
+        return (
+            SANDBOX_API_KEY,
+            HmacSha256Signer(SANDBOX_API_SECRET),
+            "no API key configured: using the sandbox's own test key",
+            None,
+        )
+    creds = load_credentials("binance", key_file=args.key_file)
+    note = f"API key {mask_key(creds.api_key)} ({creds.kind}, from {creds.source})"
+    return creds.api_key, signer_for(creds), note, creds
+
+
+def _logging(verbose: bool, creds: Any) -> logging.Handler:
+    from adapters.live.secrets import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(creds))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # frames at DEBUG
+    return handler
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run `cockpit live`; returns the exit code.
+
+    Raises:
+        UsageError, StrategyError, CockpitError: bad input or a venue that did not answer.
+    """
+    from adapters.live.session_env import endpoints_for
+    from cockpit.cli_backtest import instances_from
+    from engine.strategy import load_strategy_class
+
+    out = out or sys.stdout
+    if not str(args.strategy).endswith(".py"):
+        raise UsageError(f"{args.strategy}: a strategy is a Python file (.py)")
+    if args.status_every <= 0:
+        raise UsageError("--status-every must be positive")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    endpoints = endpoints_for(args.url)
+    if endpoints.environment == "live" and not args.confirm_live:
+        raise UsageError(
+            "this trades on the real Binance with real money: add --confirm-live (or give "
+            "--url ws://127.0.0.1:PORT for the sandbox, or the testnet's URL)"
+        )
+    symbols = [s.upper() for s in args.symbol]
+    cls = load_strategy_class(args.strategy)
+    instances = instances_from(args, cls)
+    config = _config(args)
+    api_key, signer, key_note, creds = _credentials(args, endpoints.environment)
+    journal = Path(args.journal or f"orders-{args.venue}-{endpoints.environment}.journal")
+    handler = _logging(args.verbose, creds)
+    try:
+        out.write(
+            f"cockpit live: {endpoints.environment.upper()} {args.venue} {', '.join(symbols)}\n"
+            f"  market data {endpoints.md_ws}  orders {endpoints.ws_api}\n"
+            f"  {key_note}\n  journal {journal}\n"
+            f"  strategy {cls.__name__} x {len(instances)}\n"
+        )
+        out.flush()
+        return asyncio.run(
+            _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+async def _run(
+    args: argparse.Namespace,
+    endpoints: Any,
+    symbols: list[str],
+    api_key: str,
+    signer: Any,
+    cls: type,
+    instances: list[dict[str, Any]],
+    config: Any,
+    journal: Path,
+    out: TextIO,
+    stop: asyncio.Event | None = None,
+) -> int:
+    from adapters.live.session import LiveSession, SessionOptions
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    session = LiveSession.binance_spot(
+        endpoints,
+        symbols,
+        api_key=api_key,
+        signer=signer,
+        strategy_cls=cls,
+        instances=instances,
+        config=config,
+        journal_path=journal,
+        options=SessionOptions(session_prefix=args.prefix),
+    )
+    await session.start()
+    report = session.reconcile_report
+    if report is not None and report.lines():
+        out.write("reconciliation with the venue:\n")
+        for line in report.lines():
+            out.write(f"  {line}\n")
+    if report is not None and report.journal_positions:
+        held = ", ".join(f"{sym} {qty.normalize():+f}" for sym, qty in report.journal_positions)
+        out.write(
+            f"the journal's fills add up to {held}; the engine starts flat (it does not "
+            "load positions from an earlier run)\n"
+        )
+    if report is not None and report.halts:
+        if not args.accept_reconcile:
+            await session.stop()
+            raise CockpitError(
+                "the venue differs from the order journal (listed above); trading was not "
+                "started. Check them, then rerun with --accept-reconcile"
+            )
+        session.acknowledge_reconcile()
+        out.write("  accepted (--accept-reconcile): trading\n")
+    t_end = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while not stop.is_set():
+            wait = args.status_every
+            if t_end is not None:
+                wait = min(wait, max(t_end - time.monotonic(), 0.0))
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                pass
+            out.write(session.status().line() + "\n")
+            out.flush()
+            if t_end is not None and time.monotonic() >= t_end:
+                break
+    finally:
+        out.write("stopping: halting the strategy and cancelling every order...\n")
+        out.flush()
+        await session.stop()
+    status = session.status()
+    out.write(status.line() + "\n")
+    if status.working or status.inherited:
+        out.write(
+            f"WARNING: {status.working + len(status.inherited)} order(s) not confirmed "
+            "canceled; check the venue\n"
+        )
+    return 0

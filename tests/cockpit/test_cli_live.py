@@ -1,0 +1,139 @@
+"""`cockpit sandbox` and `cockpit live` (cockpit/cli_sandbox.py, cockpit/cli_live.py).
+
+The end-to-end test runs `cockpit sandbox` in a subprocess (loopback, an OS-chosen port)
+and `cockpit live` in this process against it for a few seconds; the rest are usage errors,
+which must exit 2 before any connection is made.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.live.order_journal import replay as replay_journal
+from adapters.live.order_state import rebuild
+from adapters.live.session_env import SANDBOX_API_SECRET
+from cockpit.cli import main
+from tests.adapters.live.leaks import scan_files
+
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGY = str(ROOT / "tests" / "adapters" / "live" / "touch_strategy.py")
+BTC = "binance-ws/spot_btcusdt_20240808.gz"
+NO_KEYS = ("COCKPIT_BINANCE_KEY_FILE", "COCKPIT_BINANCE_API_KEY", "COCKPIT_BINANCE_API_SECRET")
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*NO_KEYS, "COCKPIT_BINANCE_PRIVATE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def start_sandbox(data: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", "sandbox", "--data", str(data), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # "sandbox venue at ws://127.0.0.1:PORT (...)"
+    if not first.startswith("sandbox venue at "):
+        proc.kill()
+        raise AssertionError(f"sandbox did not start: {first!r} {proc.stderr.read()!r}")
+    return proc, first.split()[3]
+
+
+def test_live_trades_the_sandbox_and_cancels_at_the_end(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    proc, url = start_sandbox(
+        shared_data / BTC, "--speed", "5", "--max-messages", "1500", "--port", "0"
+    )
+    journal = tmp_path / "live.journal"
+    try:
+        code = main(
+            [
+                "live",
+                "--url", url,
+                "--symbol", "BTCUSDT",
+                "--strategy", STRATEGY,
+                "--param", "qty=100",
+                "--param", "at=3",
+                "--param", "sell=0",
+                "--journal", str(journal),
+                "--duration", "3",
+                "--status-every", "1",
+            ]
+        )  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGINT)
+        sandbox_out, sandbox_err = proc.communicate(timeout=30)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    text = out.out
+    assert "cockpit live: SANDBOX binance-spot BTCUSDT" in text
+    assert "using the sandbox's own test key" in text
+    assert text.count("[sandbox] md ") >= 3  # the status lines
+    assert "stopping: halting the strategy and cancelling every order" in text
+    assert "fills 1" in text.splitlines()[-1] and "pos BTCUSDT=100" in text.splitlines()[-1]
+    assert SANDBOX_API_SECRET not in text + out.err  # the sandbox prints it; live never
+    assert proc.returncode == 0 and "1 orders received" in sandbox_out
+    orders = rebuild(replay_journal(journal).records).orders
+    assert [o.status for o in orders.values()] == ["filled"]
+    assert scan_files([journal]) == []
+
+
+def test_the_real_venue_needs_confirm_live(
+    capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    code = main(["live", "--symbol", "BTCUSDT", "--strategy", STRATEGY])
+    assert code == 2
+    assert "--confirm-live" in capsys.readouterr().err
+
+
+def test_the_real_venue_without_credentials_stops_before_connecting(
+    capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    code = main(["live", "--symbol", "BTCUSDT", "--strategy", STRATEGY, "--confirm-live"])
+    assert code == 2
+    assert "no credentials for binance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["live", "--url", "http://127.0.0.1:1", "--symbol", "X", "--strategy", STRATEGY],
+         "expected ws://"),
+        (["live", "--url", "wss://example.com", "--symbol", "X", "--strategy", STRATEGY],
+         "not the sandbox"),
+        (["live", "--url", "ws://127.0.0.1", "--symbol", "X", "--strategy", STRATEGY],
+         "has a port"),
+        (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", "s.txt"],
+         "a strategy is a Python file"),
+        (["live", "--url", "ws://127.0.0.1:1", "--strategy", STRATEGY], "--symbol"),
+        (["sandbox", "--data", "/nonexistent.gz"], "no such data file"),
+        (["sandbox", "--data", "x.gz", "--faults", "bogus=1"], "unknown fault 'bogus'"),
+        (["sandbox", "--data", "x.gz", "--speed", "-1"], "must not be negative"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_venue_that_does_not_answer_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    argv = ["live", "--url", "ws://127.0.0.1:1", "--symbol", "BTCUSDT", "--strategy", STRATEGY]
+    assert main([*argv, "--journal", str(tmp_path / "j")]) == 2
+    assert "cannot reach the venue at http://127.0.0.1:1" in capsys.readouterr().err
