@@ -52,7 +52,7 @@ from engine.state import (
     PI_OPEN_BUY,
     PI_OPEN_SELL,
 )
-from engine.venue import AMEND_ACK_STATE, AMEND_REJECT_STATE, CANCEL_REJECT_STATE
+from engine.venue import AMEND_ACK_STATE, AMEND_REJECT_STATE, CANCEL_REJECT_STATE, fill_row
 
 OUT_KIND_NAMES = {OUT_NEW: "new", OUT_CANCEL: "cancel", OUT_AMEND: "amend"}
 
@@ -98,6 +98,7 @@ def _push_fill(st, ts: int, oid: int, qty: int, price: int, liq: int) -> bool:
     slot = slot_of(st, oid)
     if slot < 0:
         return False
+    fill_row(st, slot, ts, price, qty, liq)  # the fills table, as the simulated venue does
     st.o[slot, O_INFLIGHT] += 1
     return schedule(st, ts, EV_FILL_REPORT, oid, qty, price, liq)
 

@@ -148,16 +148,15 @@ def report(st, slot: int, state: int, reason: int) -> None:
 
 
 @hot
-def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
-    """Record a venue fill and send its report."""
+def fill_row(st, slot: int, ts: int, price: int, qty: int, liq: int) -> None:
+    """Append a fill of order `slot` to the fills table (with its fee) and count it."""
     o = st.o[slot]
-    o[O_VFILLED] += qty
     inst = o[O_INST]
     rate = st.cfg[CF_MAKER_FEE] if liq == LIQ_MAKER else st.cfg[CF_TAKER_FEE]
     k = st.ctl[N_FILLS]
     if k < st.fl.shape[0]:
         f = st.fl[k]
-        f[F_TS] = st.ctl[CK_NOW]
+        f[F_TS] = ts
         f[F_OID] = o[O_OID]
         f[F_CID] = o[O_CID]
         f[F_INST] = inst
@@ -175,6 +174,14 @@ def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
     else:
         st.ctl[C_TAKER_FILLS] += 1
     st.ctl[C_FILLED_LOTS] += qty
+
+
+@hot
+def fill(st, slot: int, price: int, qty: int, liq: int) -> None:
+    """Record a venue fill and send its report."""
+    o = st.o[slot]
+    o[O_VFILLED] += qty
+    fill_row(st, slot, st.ctl[CK_NOW], price, qty, liq)
     schedule(
         st, st.ctl[CK_NOW] + st.ctl[CI_REPORT_LATENCY], EV_FILL_REPORT, o[O_OID], qty, price, liq
     )

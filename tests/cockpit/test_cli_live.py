@@ -54,6 +54,9 @@ def start_sandbox(data: Path, *extra: str) -> tuple[subprocess.Popen, str]:
 def test_live_trades_the_sandbox_and_cancels_at_the_end(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_keys: None
 ) -> None:
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()  # compiled before the clock runs (the sandbox loads it from the cache)
     proc, url = start_sandbox(
         shared_data / BTC, "--speed", "5", "--max-messages", "1500", "--port", "0"
     )

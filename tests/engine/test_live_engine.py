@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from engine.live import OUT_AMEND, OUT_CANCEL, OUT_NEW, REPORT_AMENDED, LiveEngine
 
 from engine.codes import (
     LIQ_MAKER,
@@ -18,6 +17,7 @@ from engine.codes import (
 )
 from engine.commands import CMD_AMEND, CMD_FLATTEN, CMD_MANUAL_LIMIT, CMD_MANUAL_MARKET, Command
 from engine.errors import UsageError
+from engine.live import OUT_AMEND, OUT_CANCEL, OUT_NEW, REPORT_AMENDED, LiveEngine
 from engine.state import PI_OPEN_BUY, PI_POS
 from tests.engine import strategies
 from tests.engine.market import BUY, MS, SELL, Market, journal_of
@@ -64,6 +64,11 @@ def test_orders_leave_through_the_outbox_and_wait_for_the_venue():
     assert journal_of(eng, oid)[-1][:3] == (T0 + 62 * MS, ST_ACCEPTED, ST_FILLED)
     assert eng.state.pi[0, 0, PI_POS] == 1
     assert eng.now == T0 + 70 * MS
+    f = eng.fills()  # the fills table, as in a backtest (at the report's arrival time)
+    assert [(int(f["ts"][0]), int(f["oid"][0]), int(f["price"][0]), int(f["qty"][0]))] == [
+        (T0 + 62 * MS, oid, 9_900, 1)
+    ]
+    assert f["fee"][0] == pytest.approx(9_900 * 0.01 * 0.0002)
 
 
 def test_cancels_and_amends_go_out_and_their_answers_apply():

@@ -54,3 +54,11 @@ def no_secret_leaks(
     leaks += scan_files(p for p in files_under(tmp_path) if p not in secret_files)
     if leaks:
         pytest.fail("test secrets leaked:\n" + "\n".join(leaks), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def warm_engine() -> None:
+    """The engine compiled for the session tests (see session_helpers.warm_up_engine)."""
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()

@@ -132,3 +132,36 @@ def sandbox_top(sb: SandboxVenue, depth: int = 10) -> tuple[list, list]:
         return [(inst.price_to_ticks(p), inst.size_to_lots(side[p][1])) for p in prices]
 
     return lv(book.bids, bids), lv(book.asks, asks)
+
+
+def warm_up_engine() -> None:
+    """Compile what a session and the sandbox run (the shared strategy's live loop, the
+    sandbox's strategy-less engine) before any test starts the clock: on a cold numba cache
+    that takes minutes, and a session compiling while the sandbox replays in real time
+    would miss the market it is tested against."""
+    from decimal import Decimal
+
+    import numpy as np
+
+    from engine.data.stream import EventStream
+    from engine.events import EVENT_DTYPE, FLAG_LAST, KIND_BOOK_DELTA, SIDE_SELL
+    from engine.instruments import Instrument, InstrumentRegistry
+    from engine.live import LiveEngine
+    from engine.runner import Engine
+
+    reg = InstrumentRegistry([Instrument(SYMBOL, "binance", Decimal("0.01"), Decimal("0.00001"))])
+    rows = np.zeros(2, EVENT_DTYPE)
+    rows["ts_local"] = rows["ts_exch"] = [1, 2]
+    rows["kind"], rows["side"], rows["price"], rows["flags"] = (
+        KIND_BOOK_DELTA,
+        SIDE_SELL,
+        10**9,
+        FLAG_LAST,
+    )
+    live = LiveEngine(reg, touch_trader(), [{}])
+    live.push_events(rows)
+    live.step_until(3)
+    live.finish()
+    plain = Engine(EventStream(rows, reg))
+    plain.run()
+    plain.finish()

@@ -38,6 +38,8 @@ from tests.adapters.live.session_helpers import (
     touch_trader,
 )
 
+pytestmark = pytest.mark.usefixtures("warm_engine")
+
 SPEED = 5
 PARAMS = {"qty": 100, "at": 3, "rounds": 4, "every": 150, "slip": 500}
 """Four round trips of IOC orders at the touch, marketable by 500 ticks (5 USDT, 8 bp) so that

@@ -32,6 +32,8 @@ from tests.adapters.live.session_helpers import (
     top_of_book,
 )
 
+pytestmark = pytest.mark.usefixtures("warm_engine")
+
 QTY = 100  # lots of 0.00001 BTC: about 62 USDT, above the 5 USDT minimum notional
 
 
