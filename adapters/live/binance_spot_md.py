@@ -97,20 +97,28 @@ class SymbolFilters:
     min_qty: Decimal
     min_notional: Decimal | None
     """From NOTIONAL (or the older MIN_NOTIONAL) filter; None when neither is present."""
+    venue: str = VENUE_SPOT
+    kind: str = "spot"
+    """The engine instrument kind (`spot`; USD-M perpetuals: `perpetual`)."""
 
     def instrument(self) -> Instrument:
         """The engine instrument: tick = tickSize, lot = stepSize."""
         return Instrument(
             symbol=self.symbol,
-            venue=VENUE_SPOT,
+            venue=self.venue,
             tick_size=self.tick_size.normalize(),
             lot_size=self.step_size.normalize(),
-            kind="spot",
+            kind=self.kind,
         )
 
 
-def parse_exchange_info(info: Mapping[str, Any]) -> tuple[dict[str, SymbolFilters], list[Limit]]:
+def parse_exchange_info(
+    info: Mapping[str, Any], *, venue: str = VENUE_SPOT, kind: str = "spot"
+) -> tuple[dict[str, SymbolFilters], list[Limit]]:
     """Symbol filters and REST rate limits from a GET /api/v3/exchangeInfo body.
+
+    USD-M futures' `/fapi/v1/exchangeInfo` has the same shape, except that its MIN_NOTIONAL
+    filter names the amount `notional` (spot: `minNotional`); both are read.
 
     Raises:
         DataError: a symbol without PRICE_FILTER or LOT_SIZE, or a malformed number.
@@ -129,7 +137,11 @@ def parse_exchange_info(info: Mapping[str, Any]) -> tuple[dict[str, SymbolFilter
                 tick_size=Decimal(filters["PRICE_FILTER"]["tickSize"]),
                 step_size=Decimal(filters["LOT_SIZE"]["stepSize"]),
                 min_qty=Decimal(filters["LOT_SIZE"].get("minQty", "0")),
-                min_notional=None if notional is None else Decimal(notional["minNotional"]),
+                min_notional=None
+                if notional is None
+                else Decimal(notional.get("minNotional", notional.get("notional"))),
+                venue=venue,
+                kind=kind,
             )
         limits = limits_from_binance(info.get("rateLimits", ()))
     except (KeyError, TypeError, ArithmeticError, ValueError) as exc:
@@ -156,6 +168,9 @@ class BinanceSpotMarketData(WsVenue):
     connect_budget: ClassVar[tuple[int, float]] = (300, 300.0)
     ws_send_limits: ClassVar[tuple[Limit, ...]] = (Limit("MESSAGES", 5, 1.0),)
     snapshot_from_rest: ClassVar[bool] = True
+    depth_path: ClassVar[str] = "/api/v3/depth"
+    exchange_info_path: ClassVar[str] = "/api/v3/exchangeInfo"
+    instrument_kind: ClassVar[str] = "spot"
 
     def __init__(
         self,
@@ -211,11 +226,11 @@ class BinanceSpotMarketData(WsVenue):
     async def load_instruments(self) -> dict[str, SymbolFilters]:
         """Fetch exchangeInfo for our symbols: filters, instruments and the REST limits."""
         info = await self.rest.get_json(
-            "/api/v3/exchangeInfo",
-            {"symbols": orjson.dumps(self.symbols).decode()},
+            self.exchange_info_path,
+            self.exchange_info_params(),
             costs={"REQUEST_WEIGHT": 20, "RAW_REQUESTS": 1},
         )
-        filters, limits = parse_exchange_info(info)
+        filters, limits = parse_exchange_info(info, venue=self.venue, kind=self.instrument_kind)
         missing = [s for s in self.symbols if s not in filters]
         if missing:
             raise DataError(f"exchangeInfo does not list {', '.join(missing)}", field="symbols")
@@ -226,6 +241,14 @@ class BinanceSpotMarketData(WsVenue):
             if sym not in self._iids:
                 self._register(sym, filters[sym].instrument())
         return filters
+
+    def depth_cost(self) -> int:
+        """REST weight of one depth snapshot at `depth_limit`."""
+        return depth_weight(self.depth_limit)
+
+    def exchange_info_params(self) -> dict[str, Any]:
+        """Query of the exchangeInfo request (spot: our symbols)."""
+        return {"symbols": orjson.dumps(self.symbols).decode()}
 
     async def start(self) -> None:
         """Fetch missing instruments, then connect in the background."""
@@ -253,9 +276,9 @@ class BinanceSpotMarketData(WsVenue):
 
     async def fetch_snapshot(self, key: str) -> BookUpdate:
         data = await self.rest.get_json(
-            "/api/v3/depth",
+            self.depth_path,
             {"symbol": key, "limit": self.depth_limit},
-            costs={"REQUEST_WEIGHT": depth_weight(self.depth_limit), "RAW_REQUESTS": 1},
+            costs={"REQUEST_WEIGHT": self.depth_cost(), "RAW_REQUESTS": 1},
         )
         ts = self._now_ns()
         iid, inst = self.instrument_of(key)

@@ -112,6 +112,8 @@ class OrderRequest:
     """A limit order that must not take liquidity (Binance LIMIT_MAKER); GTC only."""
     price: Decimal | None = None
     qty: Decimal | None = None
+    reduce_only: bool = False
+    """Futures: the order may only reduce the position (Binance `reduceOnly`); spot ignores it."""
 
     def __post_init__(self) -> None:
         if self.kind not in REQUEST_KINDS:
@@ -126,7 +128,11 @@ class OrderRequest:
                 raise UsageError(f"{self.kind} request: orig_client_id {oid!r} is not a client id")
         elif self.orig_client_id is not None:
             raise UsageError(f"{self.kind} request: orig_client_id is only for cancel and amend")
+        if not isinstance(self.reduce_only, bool):
+            raise UsageError(f"{self.kind} request: reduce_only must be a bool")
         if self.kind in ("cancel", "cancel_all"):
+            if self.reduce_only:
+                raise UsageError(f"{self.kind} request: reduce_only is for new and amend")
             if self.side is not None or self.price is not None or self.qty is not None:
                 raise UsageError(f"{self.kind} request: carries no side, price or quantity")
             return

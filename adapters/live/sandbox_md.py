@@ -161,8 +161,15 @@ class Faults:
 class _Client:
     """One WebSocket connection and its subscriptions."""
 
-    def __init__(self, ws: ServerConnection, streams: Iterable[str]) -> None:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        streams: Iterable[str],
+        channels: dict[str, str] | None = None,
+    ) -> None:
         self.ws = ws
+        self.channels = channels or {c: c for c in CHANNELS}
+        """Stream type (the part after `@`) -> the replay channel it carries."""
         self.streams: list[str] = []
         for s in streams:
             if s not in self.streams:
@@ -173,7 +180,7 @@ class _Client:
         low = symbol.lower()
         for name in self.streams:
             parts = name.split("@")
-            if parts[0] == low and len(parts) > 1 and parts[1] == channel:
+            if parts[0] == low and len(parts) > 1 and self.channels.get(parts[1]) == channel:
                 return name
         return None
 
@@ -196,6 +203,9 @@ class SandboxMarketData:
     """
 
     ws_paths: tuple[str, ...] = ("/stream",)
+    stream_paths: dict[str, dict[str, str] | None] = {"/stream": None}
+    """Market-stream WebSocket paths -> their stream types (None: depth, trade, bookTicker),
+    each mapped to the replay channel it carries (USD-M futures: `aggTrade` -> `trade`)."""
 
     def __init__(
         self,
@@ -397,11 +407,11 @@ class SandboxMarketData:
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         path, _, query = ws.request.path.partition("?")
-        if path != "/stream":
+        if path not in self.stream_paths:
             await self.serve_ws(path, ws)
             return
         initial = urllib.parse.parse_qs(query).get("streams", [""])[-1]
-        client = _Client(ws, [s for s in initial.split("/") if s])
+        client = _Client(ws, [s for s in initial.split("/") if s], self.stream_paths[path])
         self._clients.add(client)
         self.ws_connections += 1
         if client.streams and self.autostart:
@@ -427,7 +437,7 @@ class SandboxMarketData:
             return
         result: Any = None
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            bad = [s for s in params if not self._known_stream(s)]
+            bad = [s for s in params if not self._known_stream(s, client)]
             if bad or not isinstance(params, list):
                 reply = {"error": {"code": 2, "msg": f"Invalid request: {bad}"}, "id": rid}
                 await self._send(client, orjson.dumps(reply).decode())
@@ -448,14 +458,14 @@ class SandboxMarketData:
             return
         await self._send(client, orjson.dumps({"result": result, "id": rid}).decode())
 
-    def _known_stream(self, name: object) -> bool:
+    def _known_stream(self, name: object, client: _Client) -> bool:
         if not isinstance(name, str):
             return False
         parts = name.split("@")
         return (
             len(parts) >= 2
             and parts[0].upper() in self.replay.specs
-            and parts[1] in CHANNELS
+            and parts[1] in client.channels
             and (parts[1] == "depth" or len(parts) == 2)
         )
 
@@ -474,6 +484,9 @@ class SandboxMarketData:
             headers = [("Retry-After", str(self.faults.retry_after))]
             return self._json(429, {"code": -1003, "msg": "Too many requests."}, headers)
         try:
+            answer = self.serve_rest(path, params)
+            if answer is not None:
+                return answer
             if path == "/api/v3/depth":
                 return self._depth(params)
             if path == "/api/v3/exchangeInfo":
@@ -485,6 +498,15 @@ class SandboxMarketData:
         except _BadRequest as exc:
             return self._json(400, {"code": exc.code, "msg": str(exc)})
         return self._json(404, {"code": -1, "msg": f"no endpoint {path}"})
+
+    def serve_rest(self, path: str, params: dict[str, str]) -> Response | None:
+        """Answer a GET of a subclass's REST path (None: not one of its paths). Raise
+        `RestError(code, msg)` for a 400 with Binance's error body; answer with `json_response`."""
+        return None
+
+    def json_response(self, status: int, body: Any, *, weight: int = 0) -> Response:
+        """A JSON answer with Binance's headers (the used-weight count includes `weight`)."""
+        return self._json(status, body, weight=weight)
 
     def _depth(self, params: dict[str, str]) -> Response:
         symbol = params.get("symbol", "")
@@ -546,7 +568,12 @@ class SandboxMarketData:
         return Response(status, http.HTTPStatus(status).phrase, h, data)
 
 
-class _BadRequest(Exception):
+class RestError(Exception):
+    """A REST request the venue refuses: HTTP 400 with `{"code", "msg"}`."""
+
     def __init__(self, code: int, msg: str) -> None:
         super().__init__(msg)
         self.code = code
+
+
+_BadRequest = RestError
