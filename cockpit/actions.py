@@ -156,6 +156,11 @@ class ActionsMixin:
         """Lift the kill switch (asks first)."""
         self._safety("resume")
 
+    def action_reconcile(self: CockpitApp) -> None:
+        """Ask the venue now about the orders whose outcome is unknown (a live session)."""
+        self.bridge.reconcile_unknown()
+        self.poll_soon()
+
     def action_manual(self: CockpitApp, side_name: str) -> None:
         """Ask for a price and size, then send a manual order."""
         snap = self.bridge.snapshot

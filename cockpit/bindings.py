@@ -74,6 +74,10 @@ TABLE: Final[tuple[Entry, ...]] = (
         _b("ctrl+r", "resume", "Resume trading", "resume", show=False, priority=True),
         confirm=True,
     ),
+    Entry(
+        "Trading",
+        _b("u", "reconcile", "Reconcile unknown orders", "reconcile", show=False),
+    ),
     Entry("Trading", _b("b", "manual('buy')", "Buy at price", "buy", show=False)),
     Entry("Trading", _b("v", "manual('sell')", "Sell at price", "sell", show=False)),
     # ---- view

@@ -179,7 +179,8 @@ OV_N: Final = 15
 
 _TERMINAL = np.array(TERMINAL_STATES, dtype=np.int64)
 
-Mode = Literal["paused", "playing", "seeking", "ended", "failed"]
+Mode = Literal["paused", "playing", "seeking", "ended", "failed", "live"]
+""""live": the engine follows a venue (cockpit/live_bridge.py), there is no replay to steer."""
 Severity = Literal["information", "warning", "error"]
 
 
@@ -331,6 +332,8 @@ class Snapshot:
     messages: tuple[Message, ...]
     failure: Failure | None
     counters: dict[str, int]
+    venue: Any = None
+    """A live session's `SessionStatus` (adapters/live/session_status.py), None in a replay."""
 
     @property
     def instrument(self) -> Instrument | None:
@@ -465,6 +468,10 @@ class EngineBridge:
         next snapshot, like a manual order's.
         """
         self._request("params", dict(params))
+
+    def reconcile_unknown(self) -> None:
+        """Ask the venue now about every order whose outcome is unknown (live sessions)."""
+        self._request("reconcile")
 
     def _request(self, kind: str, value: Any = None) -> None:
         req = Request(kind, value)
@@ -607,6 +614,9 @@ class EngineBridge:
         if kind == "params":
             self._load_params(value)
             return
+        if kind == "reconcile":
+            self._say("warning", "reconcile now: a replay has no venue orders to ask about")
+            return
         if eng.at_end and kind in ("play", "toggle", "step", "until", "jump"):
             self._mode = "ended"
             self._say("information", "the replay is at the end of the data")
@@ -635,8 +645,12 @@ class EngineBridge:
                 return
             self._start_seek(BREAK_TIME, value, "time")
 
+    def _execute(self, cmd: Command) -> int:
+        """Apply a command to the engine (a live bridge also wakes its session to send)."""
+        return self.engine.command(cmd)
+
     def _command(self, cmd: Command) -> None:
-        result = self.engine.command(cmd)
+        result = self._execute(cmd)
         name = COMMAND_NAMES.get(cmd.kind, str(cmd.kind))
         if cmd.kind in (CMD_MANUAL_LIMIT, CMD_MANUAL_MARKET):
             if result < 0:
@@ -747,7 +761,7 @@ class EngineBridge:
         wall = self._clock()
         done = eng.events_processed
         t_mark, e_mark = self._eps_mark
-        if self._mode not in ("playing", "seeking"):
+        if self._mode not in ("playing", "seeking", "live"):
             self._eps = 0.0
             self._eps_mark = (wall, done)
         elif wall - t_mark >= EPS_WINDOW:
@@ -808,7 +822,12 @@ class EngineBridge:
             messages=tuple(self._messages),
             failure=self._failure,
             counters=eng.counters(),
+            venue=self._venue(),
         )
+
+    def _venue(self) -> Any:
+        """What the snapshot says about a venue (nothing in a replay)."""
+        return None
 
     def _new_chunks(self, name: str, chunks: list[np.ndarray]) -> list[np.ndarray]:
         k = self._drained[name]

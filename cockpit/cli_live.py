@@ -19,6 +19,11 @@ Every order is journaled (fsync) before it is sent. At the start the journal is 
 with the venue; if the venue differs (an order the journal does not know, a state that
 cannot follow from the journal), the differences are printed and the command stops unless
 `--accept-reconcile` says they were read.
+
+With `--ui` the cockpit opens on the session (cockpit/live_bridge.py): the replay's panes,
+plus a venue bar (environment banner, connections, unknown orders). Headless stays the
+default: a run under a supervisor or in a script must not change behaviour because a
+terminal happens to be attached. Quitting the cockpit stops the session as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
     """Add the `live` subcommand."""
     p = subparsers.add_parser(
         "live",
-        help="trade a strategy on the sandbox, the testnet or a real venue (headless)",
+        help="trade a strategy on the sandbox, the testnet or a real venue (headless, or --ui)",
         description=(
             "Run a strategy file live: market data and orders over WebSocket, every order "
             "journaled before it is sent, reconciled with the venue at the start. Ctrl-C "
@@ -91,6 +97,13 @@ def add_parser(subparsers: Any) -> None:
         "--confirm-live", action="store_true", help="yes, trade on the real venue (real money)"
     )
     p.add_argument("--verbose", action="store_true", help="log connection events to stderr")
+    p.add_argument(
+        "--ui",
+        action="store_true",
+        help="open the cockpit (ladder, orders, venue status) on the session instead of "
+        "printing status lines; logs go to JOURNAL.log",
+    )
+    p.add_argument("--theme", default="dark", help="with --ui: dark, light or colorblind")
 
 
 def _config(args: argparse.Namespace):
@@ -131,10 +144,13 @@ def _credentials(args: argparse.Namespace, environment: str):
     return creds.api_key, signer_for(creds), note, creds
 
 
-def _logging(verbose: bool, creds: Any) -> logging.Handler:
+def _logging(verbose: bool, creds: Any, path: Path | None = None) -> logging.Handler:
+    """Log to stderr, or to `path` (the TUI owns the terminal), secrets redacted."""
     from adapters.live.secrets import RedactingFilter
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if path is None else logging.FileHandler(path)
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(creds))
     root = logging.getLogger()
@@ -173,7 +189,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     config = _config(args)
     api_key, signer, key_note, creds = _credentials(args, endpoints.environment)
     journal = Path(args.journal or f"orders-{args.venue}-{endpoints.environment}.journal")
-    handler = _logging(args.verbose, creds)
+    ui = bool(getattr(args, "ui", False))
+    handler = _logging(
+        args.verbose, creds, journal.with_name(journal.name + ".log") if ui else None
+    )
     try:
         out.write(
             f"cockpit live: {endpoints.environment.upper()} {args.venue} {', '.join(symbols)}\n"
@@ -182,6 +201,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"  strategy {cls.__name__} x {len(instances)}\n"
         )
         out.flush()
+        if ui:
+            session = _session(
+                args, endpoints, symbols, api_key, signer, cls, instances, config, journal
+            )
+            return _run_ui(args, session, out)
         return asyncio.run(
             _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
         )
@@ -189,7 +213,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         logging.getLogger().removeHandler(handler)
 
 
-async def _run(
+def _session(
     args: argparse.Namespace,
     endpoints: Any,
     symbols: list[str],
@@ -199,17 +223,11 @@ async def _run(
     instances: list[dict[str, Any]],
     config: Any,
     journal: Path,
-    out: TextIO,
-    stop: asyncio.Event | None = None,
-) -> int:
+) -> Any:
+    """The LiveSession the arguments describe (not started)."""
     from adapters.live.session import LiveSession, SessionOptions
 
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-    session = LiveSession.binance_spot(
+    return LiveSession.binance_spot(
         endpoints,
         symbols,
         api_key=api_key,
@@ -220,6 +238,15 @@ async def _run(
         journal_path=journal,
         options=SessionOptions(session_prefix=args.prefix),
     )
+
+
+async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
+    """Start the session and settle the reconciliation (print it; trade only if accepted).
+
+    Raises:
+        CockpitError: the venue differs from the journal and --accept-reconcile is absent
+            (the session is stopped).
+    """
     await session.start()
     report = session.reconcile_report
     if report is not None and report.lines():
@@ -241,6 +268,74 @@ async def _run(
             )
         session.acknowledge_reconcile()
         out.write("  accepted (--accept-reconcile): trading\n")
+
+
+def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
+    """The cockpit on a live session: the session on its own loop thread, the app here.
+
+    Quitting the app (or --duration) stops the session: halt, cancel everything, wait.
+    """
+    from cockpit.app import CockpitApp
+    from cockpit.bindings import load_keymap
+    from cockpit.live_bridge import LiveBridge, SessionThread
+
+    runner = SessionThread()
+    try:
+        runner.run(_start(args, session, out))
+    except BaseException:
+        runner.close()
+        raise
+    out.flush()
+    timer: threading.Timer | None = None
+    try:
+        bridge = LiveBridge(session, runner)
+        app = CockpitApp(bridge, theme=args.theme, keymap=load_keymap(None))
+        if args.duration is not None:  # as if the user quit
+            timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
+            timer.daemon = True
+            timer.start()
+        app.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        out.write("stopping: halting the strategy and cancelling every order...\n")
+        out.flush()
+        runner.run(session.stop())
+        runner.close()
+    return _final(session, out)
+
+
+def _final(session: Any, out: TextIO) -> int:
+    status = session.status()
+    out.write(status.line() + "\n")
+    if status.working or status.inherited:
+        out.write(
+            f"WARNING: {status.working + len(status.inherited)} order(s) not confirmed "
+            "canceled; check the venue\n"
+        )
+    return 0
+
+
+async def _run(
+    args: argparse.Namespace,
+    endpoints: Any,
+    symbols: list[str],
+    api_key: str,
+    signer: Any,
+    cls: type,
+    instances: list[dict[str, Any]],
+    config: Any,
+    journal: Path,
+    out: TextIO,
+    stop: asyncio.Event | None = None,
+) -> int:
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    session = _session(args, endpoints, symbols, api_key, signer, cls, instances, config, journal)
+    await _start(args, session, out)
     t_end = None if args.duration is None else time.monotonic() + args.duration
     try:
         while not stop.is_set():
@@ -259,11 +354,4 @@ async def _run(
         out.write("stopping: halting the strategy and cancelling every order...\n")
         out.flush()
         await session.stop()
-    status = session.status()
-    out.write(status.line() + "\n")
-    if status.working or status.inherited:
-        out.write(
-            f"WARNING: {status.working + len(status.inherited)} order(s) not confirmed "
-            "canceled; check the venue\n"
-        )
-    return 0
+    return _final(session, out)

@@ -2,7 +2,8 @@
 
 Every colour of the cockpit lives here. Widgets never name a colour: they style component
 classes with the theme variables below (`$bid`, `$ask`, `$own-order`, `$gain`, `$loss`,
-`$alert-info`, `$alert-warning`, `$alert-critical`), which each theme sets and
+`$alert-info`, `$alert-warning`, `$alert-critical`; `$env-sandbox`, `$env-testnet`, `$env-live`
+behind a live session's environment banner), which each theme sets and
 `VARIABLE_DEFAULTS` backs up, so Textual's own themes (offered by its palette) still work.
 
 The colour-blind-safe theme uses the Okabe-Ito palette (Okabe and Ito, "Color Universal
@@ -26,6 +27,9 @@ VARIABLE_DEFAULTS: Final[dict[str, str]] = {
     "alert-info": "#58a6ff",
     "alert-warning": "#d29922",
     "alert-critical": "#ff5f5f",
+    "env-sandbox": "#3b6e99",
+    "env-testnet": "#9a6700",
+    "env-live": "#b62324",
 }
 """Fallbacks for themes that do not set the cockpit's variables (Textual's built-ins)."""
 
@@ -67,6 +71,9 @@ LIGHT: Final = Theme(
         "alert-info": "#0969da",
         "alert-warning": "#9a6700",
         "alert-critical": "#cf222e",
+        "env-sandbox": "#0969da",
+        "env-testnet": "#9a6700",
+        "env-live": "#a40e26",
         "footer-key-foreground": "#0969da",
     },
 )
@@ -93,6 +100,9 @@ COLOUR_BLIND: Final = Theme(
         "alert-info": "#56b4e9",
         "alert-warning": "#f0e442",
         "alert-critical": "#d55e00",
+        "env-sandbox": "#0072b2",
+        "env-testnet": "#cc79a7",
+        "env-live": "#d55e00",
         "footer-key-foreground": "#f0e442",
     },
 )

@@ -680,6 +680,22 @@ class BinanceSpotExec(WsVenue):
         self._resolving.add(client_id)
         self._spawn(self._resolve_later(client_id, delay), f"resolve:{client_id}")
 
+    def resolve_now(self, client_id: str) -> bool:
+        """Query the venue now about an unknown request (a user's "reconcile now") rather
+        than after `resolve_after`; False when it is not unknown or no connection is up."""
+        req = self.tracker.request(client_id)
+        if req is None or req.settled or not req.unknown or self._active is None:
+            return False
+        self._spawn(self._resolve_at_once(req), f"resolve-now:{client_id}")
+        return True
+
+    async def _resolve_at_once(self, req: TrackedRequest) -> None:
+        try:
+            await self._resolve_once(req)  # the tracker settles a request once: a race with
+            self.resolutions += 1  # the timed resolution yields one `resolved`
+        except _QueryFailed as exc:
+            log.warning("%s: resolving %s now failed (%s)", self.venue, req.client_id, exc)
+
     async def _resolve_later(self, client_id: str, delay: float) -> None:
         """Query the venue until the request `client_id` is settled."""
         try:

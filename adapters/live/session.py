@@ -384,6 +384,15 @@ class LiveSession:
         self._wake.set()
         return out
 
+    def resolve_unknown(self) -> int:
+        """Ask the venue now about every request whose outcome is unknown (the user's
+        "reconcile now"), instead of waiting for `resolve_after`; returns how many queries
+        were started. The answers arrive as ordinary execution events (`resolved`, then the
+        true state). Call it on the session's event loop."""
+        if self.orders is None:
+            return 0
+        return sum(self.execution.resolve_now(cid) for cid in list(self.orders.unknown))
+
     async def cancel_inherited(self) -> int:
         """Cancel the open orders inherited from an earlier run; returns requests sent."""
         if not self.inherited or self.orders is None or self.journal is None:

@@ -26,6 +26,7 @@ from cockpit.widgets.orders import OrdersTable
 from cockpit.widgets.positions import PositionsPane
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.trades import Tape
+from cockpit.widgets.venue import VenueBar
 
 WIDE_COLUMNS: Final = 120
 WIDE_ROWS: Final = 32
@@ -79,6 +80,7 @@ class MainScreen(Screen):
         self.layout_name = layout_for(app.size.width, app.size.height)
         self._panes = None
         yield StatusBar(app.bridge_clock, id="status")
+        yield VenueBar(id="venue")  # hidden unless the bridge follows a live session
         ladder = Ladder(app.ladder_state, id="ladder", classes="pane")
         ladder.border_title = "Book"
         if self.layout_name == "wide":
@@ -123,7 +125,9 @@ class MainScreen(Screen):
     def panes(self) -> list[Widget]:
         """Every widget that draws snapshots."""
         if self._panes is None:
-            self._panes = [w for w in self.query(".pane, StatusBar") if hasattr(w, "show")]
+            self._panes = [
+                w for w in self.query(".pane, StatusBar, VenueBar") if hasattr(w, "show")
+            ]
         return self._panes
 
     def show(self, snap: Snapshot) -> None:

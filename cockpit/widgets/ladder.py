@@ -96,6 +96,7 @@ class Ladder(Widget, can_focus=True):
         "ladder--own-pending",
         "ladder--last",
         "ladder--rule",
+        "ladder--resyncing",
     }
     DEFAULT_CSS = """
     Ladder {
@@ -116,6 +117,8 @@ class Ladder(Widget, can_focus=True):
     Ladder > .ladder--own-pending { color: $own-order; text-style: italic; }
     Ladder > .ladder--last { color: $accent; text-style: bold; }
     Ladder > .ladder--rule { color: $panel-lighten-2; }
+    Ladder > .ladder--resyncing { background: $warning; color: $text; text-style: bold; }
+    Ladder.-resyncing { text-opacity: 50%; }
     """
 
     def __init__(self, state: LadderState | None = None, **kw) -> None:
@@ -125,12 +128,19 @@ class Ladder(Widget, can_focus=True):
         self._model = _Model()
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._styles: dict[str, Style] = {}
+        self.resyncing = False
+        """A live session's book is being rebuilt: the levels shown are not the venue's."""
 
     # ---------------------------------------------------------------- public API
 
     def show(self, snap: Snapshot) -> None:
-        """Draw a new snapshot."""
+        """Draw a new snapshot (dimmed and labelled while a live book resyncs)."""
         self._snap = snap
+        resyncing = _resyncing(snap)
+        if resyncing != self.resyncing:
+            self.resyncing = resyncing
+            self.set_class(resyncing, "-resyncing")
+            self.border_title = "Book · RESYNCING" if resyncing else "Book"
         self._rebuild()
         self.refresh()
 
@@ -170,6 +180,10 @@ class Ladder(Widget, can_focus=True):
         height = self.size.height
         m = self._model
         if y == 0:
+            if self.resyncing:
+                return self._text_line(
+                    " RESYNCING: not the venue's book", width, "ladder--resyncing"
+                )
             return self._header(width)
         if y == height - 1 and height > 2:
             return self._text_line(m.footer, width, "ladder--footer")
@@ -403,6 +417,14 @@ def _own_rows(book: BookView, top: int, g: int, rows: int) -> tuple[np.ndarray, 
         pending &= q < 0
         out += [qty[:rows], q, pending[:rows]]
     return tuple(out)
+
+
+def _resyncing(snap: Snapshot) -> bool:
+    """Whether the snapshot's instrument is a live book out of sync with its venue."""
+    venue, inst = snap.venue, snap.instrument
+    if venue is None or inst is None:
+        return False
+    return any(sym == inst.symbol and not ok for sym, ok in venue.books_in_sync)
 
 
 def _footer(inst: Instrument | None, bb: int, ba: int, g: int) -> str:

@@ -21,6 +21,7 @@ _MODE_TEXT: Final = {
     "seeking": "» SEEKING",
     "ended": "■ END",
     "failed": "✖ FAILED",
+    "live": "● LIVE",
 }
 
 
@@ -79,7 +80,7 @@ class StatusBar(Widget):
             return Text(" loading…")
         s = snap.status
         style = self.get_component_rich_style
-        running = s.mode in ("playing", "seeking")
+        running = s.mode in ("playing", "seeking", "live")
         quiet = self.stale_seconds()
         stale = not running or quiet >= STALE_AFTER
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -94,13 +95,17 @@ class StatusBar(Widget):
                 else ("status--running" if running else "status--mode")
             ),
         )
-        t.append(f"{speed_label(s.speed)} ", style("status--dim"))
+        if s.mode != "live":  # a live engine follows the wall clock: no speed, no progress
+            t.append(f"{speed_label(s.speed)} ", style("status--dim"))
         when = fmt.date_time(s.now_ns) if self.size.width >= 100 else fmt.clock_time(s.now_ns)
         t.append(when, style("status--stale" if stale else "status--time"))
         if running and quiet >= STALE_AFTER:
             t.append(f" STALE {quiet:.0f}s", style("status--halted"))
-        pct = 100.0 * s.cursor / s.total_events if s.total_events else 100.0
-        t.append(f" │ {fmt.count(s.cursor)}/{fmt.count(s.total_events)} ({pct:.1f}%)")
+        if s.mode == "live":
+            t.append(f" │ {fmt.count(s.events_processed)} events")
+        else:
+            pct = 100.0 * s.cursor / s.total_events if s.total_events else 100.0
+            t.append(f" │ {fmt.count(s.cursor)}/{fmt.count(s.total_events)} ({pct:.1f}%)")
         t.append(f" │ {fmt.rate(s.events_per_s)}", style("status--dim"))
         state = TRADING_STATE_NAMES.get(s.trading_state, str(s.trading_state)).upper()
         t.append(" │ ")

@@ -423,7 +423,17 @@ async def test_engine_failure_is_shown_and_the_app_stays_usable(make_app, monkey
         assert isinstance(app.screen, HelpScreen)  # still answering keys
 
 
+@covers("reconcile")
+async def test_reconcile_now_in_a_replay_says_there_is_no_venue(make_app) -> None:
+    app = make_app(steps=10)
+    async with app.run_test() as pilot:
+        await pilot.press("u")
+        texts = [m.text for m in app.bridge.snapshot.messages]
+        assert texts[-1] == "reconcile now: a replay has no venue orders to ask about"
+
+
 def test_every_binding_is_tested() -> None:
+    import tests.cockpit.test_live_ui  # noqa: F401  (its tests cover the live session's keys)
     import tests.cockpit.test_optimizer_app  # noqa: F401  (its tests cover the optimizer keys)
 
     ids = {e.binding.id for e in TABLE}

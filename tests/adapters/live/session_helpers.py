@@ -67,6 +67,7 @@ def session_for(
     timeout: float = 2.0,
     prefix: str = "t",
     config: EngineConfig | None = None,
+    resolve_after: float = 0.2,
 ) -> LiveSession:
     """A LiveSession trading the shared strategy against the sandbox."""
     sb.journal_path = journal
@@ -79,7 +80,7 @@ def session_for(
         exec_config=WsConfig(
             request_timeout=timeout, backoff_initial=0.05, backoff_cap=0.1, seed=7
         ),
-        resolve_after=0.2,
+        resolve_after=resolve_after,
         strategy_cls=touch_trader(),
         instances=[params],
         config=config,

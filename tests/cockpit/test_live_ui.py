@@ -1,0 +1,217 @@
+"""The cockpit on a live session: Pilot tests against the sandbox on loopback.
+
+The sandbox (`CheckedVenue`) runs on the test's event loop, which is also the app's; the
+session runs on its own loop thread (`SessionThread`), as under `cockpit live --ui`, and the
+`LiveBridge` snapshots it there. The bridge is threaded here (a live session cannot be
+paused), so each test waits for what it expects with a deadline instead of assuming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.live.sandbox_md import Faults
+from adapters.live.sandbox_replay import Replay, replay_from_capture
+from cockpit.app import CockpitApp
+from cockpit.live_bridge import LiveBridge, SessionThread
+from cockpit.screens.confirm import ConfirmScreen
+from cockpit.widgets.ladder import Ladder
+from cockpit.widgets.status import StatusBar
+from cockpit.widgets.venue import VenueBar
+from engine.book import NO_PRICE
+from tests.adapters.live.session_helpers import SYMBOL, CheckedVenue, session_for
+from tests.cockpit.test_bindings import covers
+
+QTY = 100  # lots of 0.00001 BTC: above the sandbox's minimum notional
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_engine() -> None:
+    """Compile the live loop before any sandbox clock runs (see warm_up_engine)."""
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+
+
+@pytest.fixture(scope="module")
+def replay(shared_data: Path) -> Replay:
+    # About 25 s of the recorded market at x1: longer than any test here.
+    return replay_from_capture(
+        shared_data / "binance-ws" / "spot_btcusdt_20240808.gz", max_messages=6000
+    )
+
+
+async def on_loop(runner: SessionThread, coro: Any) -> Any:
+    """Await a coroutine run on the session's loop (the test's loop keeps serving)."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runner.loop))
+
+
+async def until(pilot: Any, cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Let the app run until `cond()` holds; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@asynccontextmanager
+async def live_app(
+    sb: CheckedVenue, journal: Path, params: dict[str, Any], **kw: Any
+) -> AsyncIterator[tuple[CockpitApp, Any]]:
+    """A CockpitApp on a started LiveSession trading the sandbox; stops both after."""
+    session = session_for(sb, journal, params, **kw)
+    runner = SessionThread()
+    try:
+        await on_loop(runner, session.start())
+        app = CockpitApp(LiveBridge(session, runner))
+        app.animation_level = "none"
+        async with app.run_test(size=(140, 40)) as pilot:
+            yield app, pilot
+    finally:
+        await on_loop(runner, session.stop())
+        runner.close()
+
+
+def venue_text(app: CockpitApp) -> str:
+    """The venue bar as the user reads it."""
+    return app.query_one(VenueBar).render().plain
+
+
+async def test_the_banner_says_sandbox_and_the_status_line_shows_the_connections(
+    replay: Replay, tmp_path: Path
+) -> None:
+    async with CheckedVenue(replay, speed=1) as sb:
+        # A strategy that never trades: only the market and the connections matter here.
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            bar = app.query_one(VenueBar)
+            await until(pilot, lambda: "md SUBSCRIBED" in venue_text(app), 10.0, "market data")
+            await until(pilot, lambda: app.bridge.snapshot.book.best_bid != NO_PRICE, 10.0, "book")
+            text = venue_text(app)
+            assert text.startswith(" SANDBOX ")
+            assert "exec SUBSCRIBED" in text and "reconn 0" in text and "clock " in text
+            assert bar.display  # shown on a live session (hidden in replays)
+            # The banner is drawn in the sandbox's own theme colour.
+            banner = bar.render().spans[0]
+            assert banner.style == bar.get_component_rich_style("venue--sandbox")
+            assert app.query_one(StatusBar).render().plain.startswith(" ● LIVE")
+            assert not app.query_one(Ladder).resyncing
+
+
+async def test_killing_the_sandbox_connection_shows_a_reconnect(
+    replay: Replay, tmp_path: Path
+) -> None:
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await until(pilot, lambda: "md SUBSCRIBED" in venue_text(app), 10.0, "market data")
+            sb.faults = Faults(kill_socket_after=frozenset({sb.messages_sent + 3}))
+            await until(pilot, lambda: sb.sockets_killed >= 1, 10.0, "the sandbox to kill it")
+            await until(
+                pilot,
+                lambda: "md SUBSCRIBED age" in venue_text(app) and "reconn 1" in venue_text(app),
+                10.0,
+                "the reconnection to show",
+            )
+            venue = app.bridge.snapshot.venue
+            assert venue.market_data.reconnects == 1
+
+
+async def test_a_resyncing_book_is_dimmed_and_labelled(replay: Replay, tmp_path: Path) -> None:
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await until(pilot, lambda: app.bridge.snapshot.venue.books_in_sync[0][1], 10.0, "sync")
+            snap = app.bridge.snapshot
+            out_of_sync = dataclasses.replace(snap.venue, books_in_sync=((SYMBOL, False),))
+            ladder = app.query_one(Ladder)
+            ladder.show(dataclasses.replace(snap, venue=out_of_sync))
+            assert ladder.resyncing and ladder.has_class("-resyncing")
+            assert "RESYNCING" in str(ladder.border_title)
+            bar = app.query_one(VenueBar)
+            bar.show(dataclasses.replace(snap, venue=out_of_sync))
+            assert f"RESYNCING {SYMBOL}" in venue_text(app)
+            ladder.show(snap)
+            assert not ladder.resyncing and not ladder.has_class("-resyncing")
+
+
+@covers("kill")
+async def test_the_kill_switch_leaves_no_open_order_at_the_sandbox(
+    replay: Replay, tmp_path: Path
+) -> None:
+    # A GTC buy $200 below the market rests at the sandbox until the kill switch (at x1
+    # the market can fall a few dollars during the test: 500 ticks were not enough).
+    params = {"qty": QTY, "at": 3, "sell": 0, "slip": -20000, "tif": 0}
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", params) as (app, pilot):
+            await until(
+                pilot, lambda: sb.matcher.open_by_client("t-1") is not None, 10.0, "resting order"
+            )
+            await until(pilot, lambda: app.bridge.snapshot.venue.acked == 1, 5.0, "the ack")
+            snap = app.bridge.snapshot
+            assert snap.venue.working == 1 and len(snap.book.own_px) == 1  # on the ladder too
+            await pilot.press("ctrl+k")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await until(pilot, lambda: sb.matcher.open_orders(SYMBOL) == [], 5.0, "the cancel")
+            await until(
+                pilot,
+                lambda: (
+                    app.bridge.snapshot.venue.trading == "halted"
+                    and app.bridge.snapshot.venue.working == 0
+                ),
+                5.0,
+                "the engine to halt with nothing working",
+            )
+            assert app.bridge.snapshot.venue.canceled == 1
+            # Halted: the strategy's next orders are denied in the engine, never sent.
+            placed = len(sb.placed)
+            await pilot.pause(0.5)
+            assert len(sb.placed) == placed
+
+
+class StatusAskedVenue(CheckedVenue):
+    """The sandbox, noting the client id of every order.status query and when it came."""
+
+    def __init__(self, replay: Replay, **kw: Any) -> None:
+        super().__init__(replay, **kw)
+        self.status_queries: list[tuple[float, str]] = []
+
+    def _status_noted(self, session: Any, p: dict, frames: list[dict]) -> Any:
+        self.status_queries.append((time.monotonic(), str(p.get("origClientOrderId"))))
+        return CheckedVenue._status(self, session, p, frames)
+
+    _METHODS = {**CheckedVenue._METHODS, "order.status": _status_noted}
+
+
+@covers("reconcile")
+async def test_reconcile_now_asks_the_venue_about_an_unknown_order(
+    replay: Replay, tmp_path: Path
+) -> None:
+    # Replies and user events to orders come 3 s late and requests time out at 0.2 s: the
+    # order is UNKNOWN, and the client would ask about it only after 30 s; "u" asks now.
+    # (The sandbox answers in order, so the query's own answer waits behind the late ack
+    # and times out too: the late ack is what settles the order here.)
+    async with StatusAskedVenue(replay, speed=1, faults="delay_ack=3000") as sb:
+        params = {"qty": QTY, "at": 3, "sell": 0}
+        async with live_app(
+            sb, tmp_path / "orders.journal", params, timeout=0.2, resolve_after=30.0
+        ) as (app, pilot):
+            await until(pilot, lambda: "UNKNOWN 1: t-1 new" in venue_text(app), 10.0, "unknown")
+            assert "u: reconcile now" in venue_text(app)
+            assert sb.status_queries == []
+            asked = time.monotonic()
+            await pilot.press("u")
+            await until(pilot, lambda: bool(sb.status_queries), 1.0, "the status query")
+            when, cid = sb.status_queries[0]
+            assert cid == "t-1" and when - asked < 1.0
+            texts = [m.text for m in app.bridge.snapshot.messages]
+            assert "reconcile now: asked the venue about 1 order(s)" in texts
+            await until(pilot, lambda: not app.bridge.snapshot.venue.unknown, 5.0, "the late ack")
+            assert app.bridge.session.orders.counts.resolved == 1
