@@ -49,8 +49,10 @@ from engine.state import (
     OUT_CANCEL,
     OUT_COLUMNS,
     OUT_NEW,
+    PF_COST,
     PI_OPEN_BUY,
     PI_OPEN_SELL,
+    PI_POS,
 )
 from engine.venue import AMEND_ACK_STATE, AMEND_REJECT_STATE, CANCEL_REJECT_STATE, fill_row
 
@@ -198,6 +200,20 @@ class LiveEngine(Engine):
     def set_min_notional(self, inst: int, value: float) -> None:
         """The venue's minimum order notional for an instrument, quote currency."""
         self.state.instf[inst, IF_MIN_NOTIONAL] = float(value)
+
+    def set_position(
+        self, inst: int, lots: int, avg_price_ticks: float, instance: int = -1
+    ) -> None:
+        """Start from a position held before this engine started (a restart: what the order
+        journal's fills add up to), booked at its average price, in the manual row unless
+        an instance is named: flatten closes it, strategies do not trade it. Call it before
+        the first step."""
+        st = self.state
+        row = instance if instance >= 0 else st.pi.shape[0] - 1
+        if not 0 <= row < st.pi.shape[0] or not 0 <= inst < st.pi.shape[1]:
+            raise UsageError(f"set_position: no instrument {inst} / instance {instance}")
+        st.pi[row, inst, PI_POS] = int(lots)
+        st.pf[row, inst, PF_COST] = float(avg_price_ticks) * int(lots)
 
     # ------------------------------------------------------------------- stepping
 

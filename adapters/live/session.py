@@ -54,12 +54,14 @@ from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.order_state import rebuild
 from adapters.live.secrets import redact
 from adapters.live.session_env import Endpoints, Environment
 from adapters.live.session_orders import LiveOrders, Prepared
 from adapters.live.session_reconcile import (
     BinanceQueries,
     ReconcileReport,
+    carried_positions,
     reconcile,
 )
 from adapters.live.session_status import (
@@ -647,6 +649,7 @@ class LiveSession:
         )
         self.journal.append_batch(report.records)
         self.reconcile_report = report
+        self._carry_positions([*records, *report.records])
         self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
         for line in report.lines():
             log.info("reconcile: %s", line)
@@ -658,6 +661,25 @@ class LiveSession:
                 "(%d item(s)); acknowledge to trade",
                 len(report.diff),
             )
+
+    def _carry_positions(self, records: list[Record]) -> None:
+        """Book what the journal's fills left open into the new engine (the manual row)."""
+        assert self.engine is not None
+        instruments = self.md.instruments
+        for sym, (qty, avg) in carried_positions(rebuild(records).orders.values()).items():
+            iid = self._books.get(sym)
+            if iid is None:
+                log.warning(
+                    "live session: %s %s held from an earlier run, not traded here", qty, sym
+                )
+                continue
+            inst = instruments[iid]
+            lots, ticks = qty / inst.lot_size, avg / inst.tick_size
+            if lots != lots.to_integral_value():
+                log.warning("live session: %s %s is not a whole number of lots", qty, sym)
+                continue
+            self.engine.set_position(iid, int(lots), float(ticks))
+            log.info("live session: carried over %s %s at %s from the journal", qty, sym, avg)
 
     # -- status ------------------------------------------------------------------------------
 

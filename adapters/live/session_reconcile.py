@@ -324,3 +324,32 @@ def filled_positions(rebuilt: Rebuilt) -> dict[str, Decimal]:
         sign = 1 if o.side == "buy" else -1
         out[o.instrument] = out.get(o.instrument, Decimal(0)) + sign * o.filled_qty
     return out
+
+
+def carried_positions(orders: Iterable[OrderState]) -> dict[str, tuple[Decimal, Decimal]]:
+    """Net base quantity and its average price per symbol, from the journal's fills.
+
+    What an earlier run of the session left open, for the new engine to start from. The
+    average price is that of the fills on the side of the net position (buys for a long,
+    sells for a short): the cost basis of what is still held, as far as a journal of fills
+    without their order of execution can tell.
+    """
+    buys: dict[str, list[Decimal]] = {}
+    sells: dict[str, list[Decimal]] = {}
+    for o in orders:
+        if o.filled_qty <= 0:
+            continue
+        book = buys if o.side == "buy" else sells
+        qty_notional = book.setdefault(o.instrument, [Decimal(0), Decimal(0)])
+        qty_notional[0] += o.filled_qty
+        qty_notional[1] += o.filled_notional
+    out: dict[str, tuple[Decimal, Decimal]] = {}
+    for sym in sorted(set(buys) | set(sells)):
+        bq, bn = buys.get(sym, [Decimal(0), Decimal(0)])
+        sq, sn = sells.get(sym, [Decimal(0), Decimal(0)])
+        net = bq - sq
+        if net == 0:
+            continue
+        avg = bn / bq if net > 0 else sn / sq
+        out[sym] = (net, avg)
+    return out

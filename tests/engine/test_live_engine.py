@@ -156,3 +156,21 @@ def test_same_inputs_same_bytes():
         return eng.journal_hash()
 
     assert session() == session()
+
+
+def test_a_position_from_an_earlier_run_is_held_and_flatten_closes_it():
+    eng, m = _live()
+    eng.set_position(0, 7, 9_950.0)
+    eng.push_events(m.events())
+    eng.step_until(T0 + 2 * MS)
+    assert eng.state.pi[-1, 0, PI_POS] == 7
+    assert eng.command(Command(CMD_FLATTEN)) == 1
+    out = eng.take_outbox()
+    assert [(o.kind, o.side, o.qty) for o in out] == [(OUT_NEW, SELL, 7)]
+    eng.fill(out[0].oid, 7, 9_990, 1, T0 + 3 * MS)
+    eng.step_until(T0 + 4 * MS)
+    pf = eng.state.pf[-1, 0]
+    assert eng.state.pi[-1, 0, PI_POS] == 0
+    assert pf[1] == pytest.approx((9_990 - 9_950) * 7 * 0.01)  # realised from the carried cost
+    with pytest.raises(UsageError, match="no instrument 3"):
+        eng.set_position(3, 1, 1.0)

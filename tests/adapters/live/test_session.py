@@ -301,6 +301,13 @@ async def test_an_order_left_open_by_a_crash_is_inherited_and_canceled_at_the_st
         await first.start()
         try:
             await eventually(lambda: first.status().acked == 1, 10.0, "the resting order")
+            # The ack is journaled right after it is counted: crash only once it is, or
+            # the restart rightly calls the order "resolved" (journal unsure, venue knows).
+            await eventually(
+                lambda: "t-1" in (o := rebuild(records(journal)).orders) and o["t-1"].acked,
+                10.0,
+                "the ack in the journal",
+            )
         finally:
             await first.abort()  # a crash: the order stays at the venue
         assert sb.matcher.open_by_client("t-1") is not None

@@ -121,3 +121,26 @@ async def test_an_amended_order_is_asked_for_by_its_new_id() -> None:
 async def test_a_new_journal_and_an_empty_account_agree() -> None:
     report = await reconcile([], Venue({}, {}), [S], 10)
     assert report.items == () and not report.halts and report.lines() == []
+
+
+def test_carried_positions_net_the_fills_at_the_average_of_the_held_side():
+    from adapters.live.order_state import OrderState
+    from adapters.live.session_reconcile import carried_positions
+
+    def order(cid, sym, side, qty, notional):
+        o = OrderState(cid, sym, side, "limit", D(qty), D("1"))
+        o.filled_qty, o.filled_notional = D(qty), D(notional)
+        return o
+
+    orders = [
+        order("a", "BTCUSDT", "buy", "0.003", "180.0"),  # 0.002 at 60000, 0.001 at 60000
+        order("b", "BTCUSDT", "sell", "0.001", "61.0"),
+        order("c", "ETHUSDT", "sell", "0.5", "1500"),
+        order("d", "SOLUSDT", "buy", "1", "150"),
+        order("e", "SOLUSDT", "sell", "1", "151"),  # flat: not carried
+        order("f", "XRPUSDT", "buy", "0", "0"),
+    ]
+    assert carried_positions(orders) == {
+        "BTCUSDT": (D("0.002"), D("60000")),
+        "ETHUSDT": (D("-0.5"), D("3000")),
+    }
