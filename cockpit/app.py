@@ -16,7 +16,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from cockpit.actions import ActionsMixin
-from cockpit.bindings import BINDINGS
+from cockpit.bindings import BINDINGS, applies
 from cockpit.bridge import EngineBridge
 from cockpit.commands import CockpitCommands
 from cockpit.optimizer_job import JobState, OptimizerJob
@@ -78,6 +78,13 @@ class CockpitApp(ActionsMixin, App[int]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """The cockpit's variables ($bid, $ask, ...) for any theme that lacks them."""
         return dict(VARIABLE_DEFAULTS)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave out the keys that do not apply to this session (the replay keys when
+        live): not in the footer, and the key does nothing."""
+        if not applies(action, self.bridge.live):
+            return False
+        return super().check_action(action, parameters)
 
     def get_default_screen(self) -> MainScreen:
         """The panes."""

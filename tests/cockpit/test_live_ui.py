@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
+from textual.widgets._footer import FooterKey
 
 from adapters.live.sandbox_md import Faults
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from cockpit.app import CockpitApp
+from cockpit.bindings import TABLE
+from cockpit.commands import palette_entries
 from cockpit.live_bridge import LiveBridge, SessionThread
 from cockpit.screens.confirm import ConfirmScreen
+from cockpit.screens.help import HelpScreen
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.venue import VenueBar
@@ -215,3 +222,43 @@ async def test_reconcile_now_asks_the_venue_about_an_unknown_order(
             assert "reconcile now: asked the venue about 1 order(s)" in texts
             await until(pilot, lambda: not app.bridge.snapshot.venue.unknown, 5.0, "the late ack")
             assert app.bridge.session.orders.counts.resolved == 1
+
+
+def footer_actions(app: CockpitApp) -> set[str]:
+    """The actions the footer offers."""
+    return {k.action for k in app.screen.query(FooterKey)}
+
+
+async def test_a_live_session_hides_the_replay_keys_from_footer_help_and_palette(
+    replay: Replay, tmp_path: Path
+) -> None:
+    replay_only = [e for e in TABLE if e.only == "replay"]
+    assert {e.binding.id for e in replay_only} >= {"play", "step", "next_fill", "jump"}
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await pilot.pause()
+            shown = footer_actions(app)
+            assert {"kill", "flatten", "quit"} <= shown
+            assert not shown & {"toggle_play", "step", "step_to('fill')"}
+            palette = {action for _, action, _ in palette_entries(app)}
+            assert not palette & {e.binding.action for e in replay_only}
+            assert "reconcile" in palette and "kill" in palette
+            # The key does nothing at all (not even the "follows the venue" warning).
+            said = len(app.bridge.snapshot.messages)
+            await pilot.press("space", "s", "n", "g")
+            app.bridge.pump()
+            assert len(app.bridge.snapshot.messages) == said
+            assert app.screen is app.main_screen  # "g" opened no jump dialog
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            text = rendered(app.screen.query_one("#help-table", Static).content)
+            assert "Kill" in text and "Reconcile unknown orders" in text
+            assert "Play/pause" not in text and "Jump to time" not in text
+            assert "Replay" not in text  # the empty section is left out
+
+
+def rendered(renderable: Any) -> str:
+    """A Rich renderable as plain text."""
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
