@@ -7,7 +7,9 @@ cockpit/actions.py, keys in cockpit/bindings.py, panes in cockpit/widgets/.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
 import sys
 from collections.abc import Callable
 from typing import ClassVar
@@ -52,8 +54,13 @@ class CockpitApp(ActionsMixin, App[int]):
         keymap: dict[str, str] | None = None,
         poll_hz: float = POLL_HZ,
         clock: Callable[[], float] | None = None,
+        stop_signals: tuple[signal.Signals, ...] = (),
     ) -> None:
         super().__init__()
+        self.stop_signals = stop_signals
+        """Signals that quit the app as `q` does (`cockpit live --ui`: SIGTERM, SIGHUP)."""
+        self.stopped_by: signal.Signals | None = None
+        """The signal that quit the app, if one did."""
         self.bridge = bridge
         self.bridge_clock = clock or bridge.clock
         self.keymap_overrides: dict[str, str] = dict(keymap or {})
@@ -99,6 +106,9 @@ class CockpitApp(ActionsMixin, App[int]):
             # thread waits up to 5 ms for it while the UI thread runs Python.
             sys.setswitchinterval(SWITCH_INTERVAL)
             self.run_worker(self.bridge.serve, thread=True, name="engine", exit_on_error=False)
+        loop = asyncio.get_running_loop()
+        for sig in self.stop_signals:  # on the app's loop: the handler runs between callbacks
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
         self.set_interval(1 / self.poll_hz, self.poll)
         self.set_interval(OPTIMIZER_WATCH_SECONDS, self.watch_optimizer)
         self.call_after_refresh(self.poll)
@@ -112,6 +122,16 @@ class CockpitApp(ActionsMixin, App[int]):
         if self.optimizer_job is not None:
             self.optimizer_job.cancel()
         self.bridge.stop()
+        loop = asyncio.get_running_loop()
+        for sig in self.stop_signals:
+            loop.remove_signal_handler(sig)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        """A stop signal: leave as `q` does (whoever runs the app stops what it drives)."""
+        if self.stopped_by is None:
+            self.stopped_by = sig
+            self.bridge.stop()
+            self.exit(0)
 
     def poll(self) -> None:
         """Draw the newest snapshot if there is one; tell the user what is new."""
