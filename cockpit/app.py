@@ -73,6 +73,7 @@ class CockpitApp(ActionsMixin, App[int]):
         self._last_seq = -1
         self._msg_seen = 0
         self._failure_shown = False
+        self._reconcile_shown = False
         self.frames = 0
         """Snapshots drawn so far (the UI benchmark counts them)."""
         self.optimizer_job: OptimizerJob | None = None
@@ -146,6 +147,10 @@ class CockpitApp(ActionsMixin, App[int]):
             if msg.seq > self._msg_seen:
                 self._msg_seen = msg.seq
                 self.notify(msg.text, severity=msg.severity, timeout=4)
+        venue = snap.venue
+        if venue is not None and venue.reconcile_pending and not self._reconcile_shown:
+            self._reconcile_shown = True  # once by itself; Ctrl+R shows it again
+            self.show_reconcile(venue.reconcile_pending)
         if snap.failure is not None and not self._failure_shown:
             self._failure_shown = True
             self.push_screen(ErrorScreen(snap.failure))

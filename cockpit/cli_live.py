@@ -18,7 +18,8 @@ used, and the command says so.
 Every order is journaled (fsync) before it is sent. At the start the journal is reconciled
 with the venue; if the venue differs (an order the journal does not know, a state that
 cannot follow from the journal), the differences are printed and the command stops unless
-`--accept-reconcile` says they were read.
+`--accept-reconcile` says they were read; with `--ui` the cockpit shows them instead, and
+trading stays halted until they are acknowledged there (`y`).
 
 With `--ui` the cockpit opens on the session (cockpit/live_bridge.py): the replay's panes,
 plus a venue bar (environment banner, connections, unknown orders). Headless stays the
@@ -241,8 +242,11 @@ def _session(
     )
 
 
-async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
+async def _start(args: argparse.Namespace, session: Any, out: TextIO, *, ui: bool = False) -> None:
     """Start the session and settle the reconciliation (print it; trade only if accepted).
+
+    With `ui`, a diff not accepted on the command line leaves the session halted: the
+    cockpit shows it and only its `y` lets the strategies trade.
 
     Raises:
         CockpitError: the venue differs from the journal and --accept-reconcile is absent
@@ -261,6 +265,9 @@ async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
             "load positions from an earlier run)\n"
         )
     if report is not None and report.halts:
+        if ui and not args.accept_reconcile:
+            out.write("  trading halted: acknowledge the differences in the cockpit\n")
+            return
         if not args.accept_reconcile:
             await session.stop()
             raise CockpitError(
@@ -288,7 +295,7 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
 
     runner = SessionThread()
     try:
-        runner.run(_start(args, session, out))
+        runner.run(_start(args, session, out, ui=True))
     except BaseException:
         runner.close()
         raise

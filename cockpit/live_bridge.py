@@ -38,7 +38,9 @@ T = TypeVar("T")
 CALL_TIMEOUT: Final = 2.0
 """Seconds the bridge waits for the session's loop to run a snapshot; a loop busier than
 that is skipped (the status bar then shows the data as stale)."""
-LIVE_KINDS: Final = frozenset({"command", "instrument", "params", "reconcile"})
+LIVE_KINDS: Final = frozenset(
+    {"command", "instrument", "params", "reconcile", "acknowledge_reconcile"}
+)
 """Requests that mean something to a live session."""
 
 
@@ -147,6 +149,10 @@ class LiveBridge(EngineBridge):
             except RuntimeError:
                 break  # the session's loop is gone
 
+    def acknowledge_reconcile(self) -> None:
+        """The user read the start-up reconciliation diff: let the strategies trade."""
+        self._request("acknowledge_reconcile")
+
     def pump(self, wall_seconds: float = 0.0) -> None:
         """One turn now, from any thread (tests)."""
         self.runner.call(self._turn, CALL_TIMEOUT)
@@ -167,6 +173,10 @@ class LiveBridge(EngineBridge):
     def _handle(self, req: Request) -> None:
         if req.kind not in LIVE_KINDS:
             self._say("warning", "live session: the engine follows the venue (no replay keys)")
+            return
+        if req.kind == "acknowledge_reconcile":
+            if self.session.acknowledge_reconcile():
+                self._say("information", "reconciliation acknowledged: trading resumed")
             return
         if req.kind != "reconcile":
             super()._handle(req)

@@ -22,6 +22,8 @@ from rich.console import Console
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
+from adapters.live.order_journal import replay as replay_journal
+from adapters.live.order_records import Marker
 from adapters.live.sandbox_md import Faults
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from cockpit.app import CockpitApp
@@ -30,6 +32,7 @@ from cockpit.commands import palette_entries
 from cockpit.live_bridge import LiveBridge, SessionThread
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.help import HelpScreen
+from cockpit.screens.reconcile import ReconcileScreen
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.venue import VenueBar
@@ -262,3 +265,49 @@ def rendered(renderable: Any) -> str:
     console = Console(width=100, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
+
+
+@covers("resume")
+async def test_a_reconciliation_diff_keeps_trading_halted_until_y_in_its_dialog(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with CheckedVenue(replay, speed=1) as sb:
+        bid, _ = sb.matcher.best(SYMBOL)
+        assert bid is not None
+        sb.matcher.place(  # someone else's order on the account: an "external" difference
+            symbol=SYMBOL,
+            side="BUY",
+            type="LIMIT",
+            tif="GTC",
+            price=bid - 100,
+            qty=QTY * sb.replay.specs[SYMBOL].step_size,
+            client_id="by-hand-1",
+        )
+        async with live_app(sb, journal, {"at": 10**9}) as (app, pilot):
+            session = app.bridge.session
+            await until(pilot, lambda: isinstance(app.screen, ReconcileScreen), 5.0, "dialog")
+            lines = app.screen.query_one("#reconcile-lines", Static).content
+            assert "external" in str(lines) and "by-hand-1" in str(lines)
+            await pilot.press("enter", "space")  # keys pressed by accident do not acknowledge
+            assert isinstance(app.screen, ReconcileScreen)
+            await pilot.press("n")
+            assert app.screen is app.main_screen
+            app.bridge.pump()
+            assert app.bridge.snapshot.venue.trading == "halted"
+            assert app.bridge.snapshot.venue.reconcile_pending
+            # Ctrl+R (resume) cannot skip the diff: it shows the dialog again.
+            await pilot.press("ctrl+r")
+            assert isinstance(app.screen, ReconcileScreen)
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: app.bridge.snapshot.venue.trading == "active",
+                5.0,
+                "trading to resume",
+            )
+            assert not app.bridge.snapshot.venue.reconcile_pending
+            assert session.reconcile_report is not None and session.reconcile_report.halts
+        names = [r.name for r in replay_journal(journal).records if isinstance(r, Marker)]
+        assert "reconcile_acknowledged" in names
+        assert sb.matcher.open_by_client("by-hand-1") is not None  # never cancelled
