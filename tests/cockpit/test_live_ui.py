@@ -311,3 +311,29 @@ async def test_a_reconciliation_diff_keeps_trading_halted_until_y_in_its_dialog(
         names = [r.name for r in replay_journal(journal).records if isinstance(r, Marker)]
         assert "reconcile_acknowledged" in names
         assert sb.matcher.open_by_client("by-hand-1") is not None  # never cancelled
+
+
+async def test_the_venue_bar_names_the_orders_an_earlier_run_left_open(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    resting = {"qty": QTY, "at": 3, "sell": 0, "slip": -20000, "tif": 0}  # GTC, far below
+    async with CheckedVenue(replay, speed=1) as sb:
+        first = session_for(sb, journal, resting)
+        await first.start()
+        try:
+            await until_async(lambda: first.status().acked == 1, 10.0, "the resting order")
+        finally:
+            await first.abort()  # a crash: the order stays at the venue
+        async with live_app(sb, journal, {"at": 10**9}) as (app, pilot):
+            await until(pilot, lambda: "inherited 1: t-1" in venue_text(app), 5.0, "inherited")
+        assert sb.matcher.open_orders(SYMBOL) == []  # canceled at the stop
+
+
+async def until_async(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait on the test's loop until `cond()` holds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
