@@ -27,6 +27,7 @@ from cockpit.screens.help import HelpScreen
 from cockpit.screens.jump import JumpScreen
 from cockpit.screens.optimize import OptimizeScreen
 from cockpit.screens.order import OrderScreen, OrderTicket
+from cockpit.screens.reconcile import ReconcileScreen
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.orders import FILTERS, OrdersTable
 from engine.book import NO_PRICE
@@ -153,8 +154,32 @@ class ActionsMixin:
         self._safety("kill")
 
     def action_resume(self: CockpitApp) -> None:
-        """Lift the kill switch (asks first)."""
+        """Lift the kill switch (asks first). While a live session's start-up
+        reconciliation is unacknowledged, show its diff instead: only `y` there resumes."""
+        venue = self.bridge.snapshot.venue
+        if venue is not None and venue.reconcile_pending:
+            self.show_reconcile(venue.reconcile_pending)
+            return
         self._safety("resume")
+
+    def show_reconcile(self: CockpitApp, lines: tuple[str, ...]) -> None:
+        """The reconciliation diff (once on screen at a time); `y` acknowledges it."""
+        if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.bridge.acknowledge_reconcile()
+                self.poll_soon()
+            else:
+                self.notify(
+                    "trading stays halted until the reconciliation is acknowledged "
+                    f"({self.key_label('resume')} shows it again)",
+                    severity="warning",
+                    timeout=6,
+                )
+
+        self.push_screen(ReconcileScreen(lines), done)
 
     def action_reconcile(self: CockpitApp) -> None:
         """Ask the venue now about the orders whose outcome is unknown (a live session)."""

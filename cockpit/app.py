@@ -7,7 +7,9 @@ cockpit/actions.py, keys in cockpit/bindings.py, panes in cockpit/widgets/.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
 import sys
 from collections.abc import Callable
 from typing import ClassVar
@@ -16,7 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from cockpit.actions import ActionsMixin
-from cockpit.bindings import BINDINGS
+from cockpit.bindings import BINDINGS, applies
 from cockpit.bridge import EngineBridge
 from cockpit.commands import CockpitCommands
 from cockpit.optimizer_job import JobState, OptimizerJob
@@ -52,8 +54,13 @@ class CockpitApp(ActionsMixin, App[int]):
         keymap: dict[str, str] | None = None,
         poll_hz: float = POLL_HZ,
         clock: Callable[[], float] | None = None,
+        stop_signals: tuple[signal.Signals, ...] = (),
     ) -> None:
         super().__init__()
+        self.stop_signals = stop_signals
+        """Signals that quit the app as `q` does (`cockpit live --ui`: SIGTERM, SIGHUP)."""
+        self.stopped_by: signal.Signals | None = None
+        """The signal that quit the app, if one did."""
         self.bridge = bridge
         self.bridge_clock = clock or bridge.clock
         self.keymap_overrides: dict[str, str] = dict(keymap or {})
@@ -66,6 +73,7 @@ class CockpitApp(ActionsMixin, App[int]):
         self._last_seq = -1
         self._msg_seen = 0
         self._failure_shown = False
+        self._reconcile_shown = False
         self.frames = 0
         """Snapshots drawn so far (the UI benchmark counts them)."""
         self.optimizer_job: OptimizerJob | None = None
@@ -78,6 +86,13 @@ class CockpitApp(ActionsMixin, App[int]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """The cockpit's variables ($bid, $ask, ...) for any theme that lacks them."""
         return dict(VARIABLE_DEFAULTS)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave out the keys that do not apply to this session (the replay keys when
+        live): not in the footer, and the key does nothing."""
+        if not applies(action, self.bridge.live):
+            return False
+        return super().check_action(action, parameters)
 
     def get_default_screen(self) -> MainScreen:
         """The panes."""
@@ -92,6 +107,9 @@ class CockpitApp(ActionsMixin, App[int]):
             # thread waits up to 5 ms for it while the UI thread runs Python.
             sys.setswitchinterval(SWITCH_INTERVAL)
             self.run_worker(self.bridge.serve, thread=True, name="engine", exit_on_error=False)
+        loop = asyncio.get_running_loop()
+        for sig in self.stop_signals:  # on the app's loop: the handler runs between callbacks
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
         self.set_interval(1 / self.poll_hz, self.poll)
         self.set_interval(OPTIMIZER_WATCH_SECONDS, self.watch_optimizer)
         self.call_after_refresh(self.poll)
@@ -105,6 +123,16 @@ class CockpitApp(ActionsMixin, App[int]):
         if self.optimizer_job is not None:
             self.optimizer_job.cancel()
         self.bridge.stop()
+        loop = asyncio.get_running_loop()
+        for sig in self.stop_signals:
+            loop.remove_signal_handler(sig)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        """A stop signal: leave as `q` does (whoever runs the app stops what it drives)."""
+        if self.stopped_by is None:
+            self.stopped_by = sig
+            self.bridge.stop()
+            self.exit(0)
 
     def poll(self) -> None:
         """Draw the newest snapshot if there is one; tell the user what is new."""
@@ -119,6 +147,10 @@ class CockpitApp(ActionsMixin, App[int]):
             if msg.seq > self._msg_seen:
                 self._msg_seen = msg.seq
                 self.notify(msg.text, severity=msg.severity, timeout=4)
+        venue = snap.venue
+        if venue is not None and venue.reconcile_pending and not self._reconcile_shown:
+            self._reconcile_shown = True  # once by itself; Ctrl+R shows it again
+            self.show_reconcile(venue.reconcile_pending)
         if snap.failure is not None and not self._failure_shown:
             self._failure_shown = True
             self.push_screen(ErrorScreen(snap.failure))

@@ -17,7 +17,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from textual.binding import Binding
 
@@ -34,6 +34,14 @@ class Entry:
     """Asks for a confirmation first (the safety actions)."""
     palette: bool = True
     """Offered in the command palette."""
+    only: Literal["replay", "live"] | None = None
+    """The kind of session the action means something in (None: both). Elsewhere the
+    footer, the help screen and the palette leave it out and the key does nothing
+    (`CockpitApp.check_action`)."""
+
+    def applies(self, live: bool) -> bool:
+        """Whether this entry applies to a live session (`live`) or a replay."""
+        return self.only is None or (self.only == "live") == live
 
 
 def _b(key: str, action: str, description: str, id: str, show: bool = True, **kw) -> Binding:
@@ -42,17 +50,36 @@ def _b(key: str, action: str, description: str, id: str, show: bool = True, **kw
 
 TABLE: Final[tuple[Entry, ...]] = (
     # ---- replay
-    Entry("Replay", _b("space", "toggle_play", "Play/pause", "play")),
-    Entry("Replay", _b("s", "step", "Step", "step")),
-    Entry("Replay", _b("n", "step_to('fill')", "Next fill", "next_fill")),
-    Entry("Replay", _b("a", "step_to('alert')", "Next alert", "next_alert", show=False)),
-    Entry("Replay", _b("t", "step_to('trade')", "Next trade", "next_trade", show=False)),
+    # (a live session follows the venue: none of these apply to it)
+    Entry("Replay", _b("space", "toggle_play", "Play/pause", "play"), only="replay"),
+    Entry("Replay", _b("s", "step", "Step", "step"), only="replay"),
+    Entry("Replay", _b("n", "step_to('fill')", "Next fill", "next_fill"), only="replay"),
     Entry(
-        "Replay", _b("plus,equals_sign", "faster", "Faster", "faster", show=False, key_display="+")
+        "Replay",
+        _b("a", "step_to('alert')", "Next alert", "next_alert", show=False),
+        only="replay",
     ),
-    Entry("Replay", _b("minus", "slower", "Slower", "slower", show=False, key_display="-")),
-    Entry("Replay", _b("x", "max_speed", "As fast as possible", "max_speed", show=False)),
-    Entry("Replay", _b("g", "jump", "Jump to time", "jump", show=False)),
+    Entry(
+        "Replay",
+        _b("t", "step_to('trade')", "Next trade", "next_trade", show=False),
+        only="replay",
+    ),
+    Entry(
+        "Replay",
+        _b("plus,equals_sign", "faster", "Faster", "faster", show=False, key_display="+"),
+        only="replay",
+    ),
+    Entry(
+        "Replay",
+        _b("minus", "slower", "Slower", "slower", show=False, key_display="-"),
+        only="replay",
+    ),
+    Entry(
+        "Replay",
+        _b("x", "max_speed", "As fast as possible", "max_speed", show=False),
+        only="replay",
+    ),
+    Entry("Replay", _b("g", "jump", "Jump to time", "jump", show=False), only="replay"),
     # ---- trading (safety actions first)
     Entry(
         "Trading",
@@ -139,6 +166,21 @@ BINDINGS: Final[list[Binding]] = [e.binding for e in TABLE]
 BY_ID: Final[dict[str, Entry]] = {e.binding.id: e for e in TABLE if e.binding.id}
 SECTIONS: Final[tuple[str, ...]] = ("Replay", "Trading", "View", "Optimizer", "App")
 CONFIRM_ACTIONS: Final[frozenset[str]] = frozenset(e.binding.action for e in TABLE if e.confirm)
+ONLY: Final[dict[str, Literal["replay", "live"]]] = {
+    e.binding.action.split("(")[0]: e.only for e in TABLE if e.only is not None
+}
+"""Action name (without arguments) -> the only kind of session it applies to."""
+
+
+def entries_for(live: bool) -> tuple[Entry, ...]:
+    """The entries of `TABLE` that apply to a live session (`live`) or to a replay."""
+    return tuple(e for e in TABLE if e.applies(live))
+
+
+def applies(action: str, live: bool) -> bool:
+    """Whether an action name (as `check_action` receives it) applies to this session."""
+    only = ONLY.get(action)
+    return only is None or (only == "live") == live
 
 
 def default_keymap_path() -> Path:

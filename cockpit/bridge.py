@@ -36,7 +36,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
@@ -355,6 +355,9 @@ class Request:
 
 class EngineBridge:
     """Owns an Engine: drives it from one thread and publishes snapshots for the UI."""
+
+    live: ClassVar[bool] = False
+    """True for a bridge that follows a live session (the replay keys do not apply)."""
 
     def __init__(
         self,

@@ -18,12 +18,14 @@ used, and the command says so.
 Every order is journaled (fsync) before it is sent. At the start the journal is reconciled
 with the venue; if the venue differs (an order the journal does not know, a state that
 cannot follow from the journal), the differences are printed and the command stops unless
-`--accept-reconcile` says they were read.
+`--accept-reconcile` says they were read; with `--ui` the cockpit shows them instead, and
+trading stays halted until they are acknowledged there (`y`).
 
 With `--ui` the cockpit opens on the session (cockpit/live_bridge.py): the replay's panes,
 plus a venue bar (environment banner, connections, unknown orders). Headless stays the
 default: a run under a supervisor or in a script must not change behaviour because a
-terminal happens to be attached. Quitting the cockpit stops the session as Ctrl-C does.
+terminal happens to be attached. Quitting the cockpit, SIGTERM or SIGHUP stop the
+session as Ctrl-C does headless.
 """
 
 from __future__ import annotations
@@ -240,8 +242,11 @@ def _session(
     )
 
 
-async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
+async def _start(args: argparse.Namespace, session: Any, out: TextIO, *, ui: bool = False) -> None:
     """Start the session and settle the reconciliation (print it; trade only if accepted).
+
+    With `ui`, a diff not accepted on the command line leaves the session halted: the
+    cockpit shows it and only its `y` lets the strategies trade.
 
     Raises:
         CockpitError: the venue differs from the journal and --accept-reconcile is absent
@@ -260,6 +265,9 @@ async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
             "load positions from an earlier run)\n"
         )
     if report is not None and report.halts:
+        if ui and not args.accept_reconcile:
+            out.write("  trading halted: acknowledge the differences in the cockpit\n")
+            return
         if not args.accept_reconcile:
             await session.stop()
             raise CockpitError(
@@ -270,10 +278,16 @@ async def _start(args: argparse.Namespace, session: Any, out: TextIO) -> None:
         out.write("  accepted (--accept-reconcile): trading\n")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+"""Under --ui these stop the session as `q` does (Ctrl-C in the terminal is a key)."""
+
+
 def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
     """The cockpit on a live session: the session on its own loop thread, the app here.
 
-    Quitting the app (or --duration) stops the session: halt, cancel everything, wait.
+    Quitting the app, --duration, SIGTERM, SIGHUP or SIGINT stop the session: halt, cancel
+    everything, wait. A second signal while that runs is ignored (as headless), and a
+    terminal gone with SIGHUP does not keep the cancels from being sent.
     """
     from cockpit.app import CockpitApp
     from cockpit.bindings import load_keymap
@@ -281,7 +295,7 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
 
     runner = SessionThread()
     try:
-        runner.run(_start(args, session, out))
+        runner.run(_start(args, session, out, ui=True))
     except BaseException:
         runner.close()
         raise
@@ -289,29 +303,45 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
     timer: threading.Timer | None = None
     try:
         bridge = LiveBridge(session, runner)
-        app = CockpitApp(bridge, theme=args.theme, keymap=load_keymap(None))
+        app = CockpitApp(
+            bridge, theme=args.theme, keymap=load_keymap(None), stop_signals=STOP_SIGNALS
+        )
         if args.duration is not None:  # as if the user quit
             timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
             timer.daemon = True
             timer.start()
         app.run()
     finally:
-        if timer is not None:
-            timer.cancel()
-        out.write("stopping: halting the strategy and cancelling every order...\n")
-        out.flush()
-        runner.run(session.stop())
-        runner.close()
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+        try:
+            if timer is not None:
+                timer.cancel()
+            _say(out, "stopping: halting the strategy and cancelling every order...\n")
+            runner.run(session.stop())
+            runner.close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return _final(session, out)
+
+
+def _say(out: TextIO, text: str) -> None:
+    """Write to the terminal, which may be gone (SIGHUP): the stop must go on regardless."""
+    try:
+        out.write(text)
+        out.flush()
+    except OSError:
+        pass
 
 
 def _final(session: Any, out: TextIO) -> int:
     status = session.status()
-    out.write(status.line() + "\n")
+    _say(out, status.line() + "\n")
     if status.working or status.inherited:
-        out.write(
+        _say(
+            out,
             f"WARNING: {status.working + len(status.inherited)} order(s) not confirmed "
-            "canceled; check the venue\n"
+            "canceled; check the venue\n",
         )
     return 0
 

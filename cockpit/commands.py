@@ -8,14 +8,16 @@ from functools import partial
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from cockpit.bindings import TABLE, key_for
+from cockpit.bindings import entries_for, key_for
 from themes import THEME_NAMES
 
 
 def palette_entries(app) -> Iterator[tuple[str, str, str]]:
-    """(name, action, help) of every palette entry, for an app with a keymap."""
+    """(name, action, help) of every palette entry that applies to the app's session
+    (replay or live), with the app's keymap."""
     keymap = getattr(app, "keymap_overrides", {})
-    for e in TABLE:
+    live = getattr(getattr(app, "bridge", None), "live", False)
+    for e in entries_for(live):
         if not e.palette:
             continue
         keys = key_for(e, keymap)

@@ -11,7 +11,8 @@ The bridge's own thread (the Textual worker that runs a replay's engine) only pa
 `PUBLISH_SECONDS`, or at once after a key, it hands the loop one callback that applies the
 queued requests and builds the snapshot, and waits for it (a snapshot costs about a
 millisecond of the loop's time, 30 times a second). The replay keys (play, step, jump,
-speed) have no meaning here and say so.
+speed) have no meaning here: the app hides them (`live`); a request that still arrives
+says so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from cockpit.bridge import PUBLISH_SECONDS, EngineBridge, Request, Snapshot
 from engine.commands import Command
@@ -37,7 +38,9 @@ T = TypeVar("T")
 CALL_TIMEOUT: Final = 2.0
 """Seconds the bridge waits for the session's loop to run a snapshot; a loop busier than
 that is skipped (the status bar then shows the data as stale)."""
-LIVE_KINDS: Final = frozenset({"command", "instrument", "params", "reconcile"})
+LIVE_KINDS: Final = frozenset(
+    {"command", "instrument", "params", "reconcile", "acknowledge_reconcile"}
+)
 """Requests that mean something to a live session."""
 
 
@@ -94,12 +97,16 @@ class SessionThread:
 class LiveBridge(EngineBridge):
     """Snapshots of a started LiveSession's engine for the cockpit's panes.
 
+    `live` is True: the app hides the replay keys (cockpit.bindings `only="replay"`).
+
     Args:
         session: a started session running on `runner`'s loop.
         runner: the thread whose loop runs the session.
         clock: the wall clock of the status bar's staleness.
         strategy_name: shown in the status bar (default: the strategy class's name).
     """
+
+    live: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -142,6 +149,10 @@ class LiveBridge(EngineBridge):
             except RuntimeError:
                 break  # the session's loop is gone
 
+    def acknowledge_reconcile(self) -> None:
+        """The user read the start-up reconciliation diff: let the strategies trade."""
+        self._request("acknowledge_reconcile")
+
     def pump(self, wall_seconds: float = 0.0) -> None:
         """One turn now, from any thread (tests)."""
         self.runner.call(self._turn, CALL_TIMEOUT)
@@ -162,6 +173,10 @@ class LiveBridge(EngineBridge):
     def _handle(self, req: Request) -> None:
         if req.kind not in LIVE_KINDS:
             self._say("warning", "live session: the engine follows the venue (no replay keys)")
+            return
+        if req.kind == "acknowledge_reconcile":
+            if self.session.acknowledge_reconcile():
+                self._say("information", "reconciliation acknowledged: trading resumed")
             return
         if req.kind != "reconcile":
             super()._handle(req)

@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from cockpit.bindings import SECTIONS, TABLE, key_for
+from cockpit.bindings import SECTIONS, entries_for, key_for
 
 
 def _keys_text(keys: str, app) -> str:
@@ -21,17 +21,25 @@ def _keys_text(keys: str, app) -> str:
     return " / ".join(shown)
 
 
-def help_table(keymap: dict[str, str], app=None, palette_key: str = "ctrl+p") -> Table:
-    """The key table as a Rich table: section, keys, action, notes."""
+def help_table(
+    keymap: dict[str, str], app=None, palette_key: str = "ctrl+p", *, live: bool = False
+) -> Table:
+    """The key table as a Rich table: section, keys, action, notes.
+
+    Only the entries that apply to a replay, or to a live session (`live`), are listed;
+    a section left empty is left out.
+    """
+    entries = entries_for(live)
     t = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
     t.add_column("keys", no_wrap=True)
     t.add_column("action")
     t.add_column("id", style="dim", no_wrap=True)
     for section in SECTIONS:
+        rows = [e for e in entries if e.section == section]
+        if not rows and section != "App":
+            continue
         t.add_row(Text(section, style="bold underline"), "", "")
-        for e in TABLE:
-            if e.section != section:
-                continue
+        for e in rows:
             note = " (asks to confirm)" if e.confirm else ""
             t.add_row(
                 _keys_text(key_for(e, keymap), app),
@@ -68,7 +76,12 @@ class HelpScreen(ModalScreen[None]):
             yield Label("cockpit keys", classes="help--title")
             with VerticalScroll():
                 yield Static(
-                    help_table(self.keymap, self.app, self.app.COMMAND_PALETTE_BINDING),
+                    help_table(
+                        self.keymap,
+                        self.app,
+                        self.app.COMMAND_PALETTE_BINDING,
+                        live=getattr(getattr(self.app, "bridge", None), "live", False),
+                    ),
                     id="help-table",
                 )
             yield Label(

@@ -4,7 +4,9 @@ Line 1: the environment (SANDBOX / TESTNET / LIVE, each in its own theme colour)
 connection (market data, execution) its state, the age of its last message, reconnects and
 gaps, the execution clock offset, and the rate budget most spent. Line 2: books that are
 resyncing, orders whose outcome is unknown (with the key that asks the venue now), a
-reconciliation awaiting acknowledgement, and why the session stopped trading if it did.
+reconciliation awaiting acknowledgement (with the key that shows it), the order counts, the
+orders an earlier run left open (inherited: cancelled at the stop) by client id, and why
+the session stopped trading if it did.
 
 Hidden in a replay (its snapshots carry no `venue`), so replay screens do not change.
 """
@@ -26,6 +28,8 @@ LINK_UP: Final = "subscribed"
 """The connection state shown as healthy (ws_venue.State; others are shown as a warning)."""
 UNKNOWN_SHOWN: Final = 3
 """Unknown orders named on the line; the rest are counted."""
+INHERITED_SHOWN: Final = 3
+"""Inherited orders (left open by an earlier run) named on the line; the rest counted."""
 
 
 class VenueBar(Widget):
@@ -104,13 +108,19 @@ class VenueBar(Widget):
             t.append(f" {key}: reconcile now ", style("venue--dim"))
         if st.reconcile_pending:
             t.append(" RECONCILE: the venue differs from the journal ", style("venue--alert"))
+            key = first_key("resume", self.app.keymap_overrides)
+            t.append(f" {key}: show ", style("venue--dim"))
         t.append(
             f"orders {st.orders} acked {st.acked} fills {st.fills} "
             f"rej {st.rejected + st.refused_locally} working {st.working}",
             style("venue--dim"),
         )
         if st.inherited:
-            t.append(f" inherited {len(st.inherited)}", style("venue--down"))
+            names = ", ".join(st.inherited[:INHERITED_SHOWN])
+            more = len(st.inherited) - INHERITED_SHOWN
+            if more > 0:
+                names += f" +{more}"
+            t.append(f" inherited {len(st.inherited)}: {names}", style("venue--down"))
         if st.error:
             t.append(f" ERROR {st.error}", style("venue--alert"))
         return t

@@ -140,3 +140,96 @@ def test_a_venue_that_does_not_answer_is_a_message_not_a_traceback(
     argv = ["live", "--url", "ws://127.0.0.1:1", "--symbol", "BTCUSDT", "--strategy", STRATEGY]
     assert main([*argv, "--journal", str(tmp_path / "j")]) == 2
     assert "cannot reach the venue at http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def start_in_pty(argv: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    """A command in a 120x40 pseudo-terminal (the cockpit needs one); returns the master."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, start_new_session=True
+    )
+    os.close(slave)
+    return proc, master
+
+
+def read_until(master: int, proc: subprocess.Popen, cond, timeout: float) -> bytes:
+    """Everything the terminal showed until `cond(seen)` or the process ended."""
+    import select
+    import time
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not cond(seen):
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:  # the terminal's other end closed: the process is gone
+                break
+        elif proc.poll() is not None:
+            break
+    return seen
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
+    shared_data: Path, tmp_path: Path, no_keys: None, sig: signal.Signals
+) -> None:
+    # `cockpit live --ui` in a pseudo-terminal against `cockpit sandbox`: a GTC buy far
+    # below the market rests at the venue; the signal must cancel it before the exit.
+    import time
+
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    sandbox, url = start_sandbox(shared_data / BTC, "--speed", "1", "--port", "0")
+    journal = tmp_path / "live.journal"
+    live, master = start_in_pty(
+        [
+            sys.executable, "-m", "cockpit", "live", "--ui",
+            "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+            "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
+            "--param", "slip=-20000", "--param", "tif=0",
+            "--journal", str(journal), "--prefix", "t",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    try:
+
+        def resting() -> bool:
+            if not journal.exists():
+                return False
+            orders = rebuild(replay_journal(journal).records).orders
+            return "t-1" in orders and orders["t-1"].status == "accepted"
+
+        deadline = time.monotonic() + 60
+        seen = b""
+        while not resting():
+            assert time.monotonic() < deadline and live.poll() is None, seen[-2000:]
+            seen += read_until(master, live, lambda _: False, 0.2)
+        assert b"SANDBOX" in seen  # the cockpit is on screen (the venue bar's banner)
+        live.send_signal(sig)
+        if sig == signal.SIGHUP:
+            os.close(master)  # the terminal is gone, as when a window is closed
+        else:
+            seen = read_until(master, live, lambda _: False, 30)  # to the exit
+        code = live.wait(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        if sig != signal.SIGHUP:
+            os.close(master)
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.communicate(timeout=30)
+    assert code == 0
+    if sig != signal.SIGHUP:
+        assert b"stopping: halting the strategy and cancelling every order" in seen
+    orders = rebuild(replay_journal(journal).records).orders
+    assert [(cid, o.status) for cid, o in orders.items()] == [("t-1", "canceled")]

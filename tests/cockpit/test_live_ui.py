@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,12 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
+from textual.widgets._footer import FooterKey
 
+from adapters.live.order_journal import replay as replay_journal
+from adapters.live.order_records import Marker
 from adapters.live.sandbox_md import Faults
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from cockpit.app import CockpitApp
+from cockpit.bindings import TABLE
+from cockpit.commands import palette_entries
 from cockpit.live_bridge import LiveBridge, SessionThread
 from cockpit.screens.confirm import ConfirmScreen
+from cockpit.screens.help import HelpScreen
+from cockpit.screens.reconcile import ReconcileScreen
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.venue import VenueBar
@@ -215,3 +225,115 @@ async def test_reconcile_now_asks_the_venue_about_an_unknown_order(
             assert "reconcile now: asked the venue about 1 order(s)" in texts
             await until(pilot, lambda: not app.bridge.snapshot.venue.unknown, 5.0, "the late ack")
             assert app.bridge.session.orders.counts.resolved == 1
+
+
+def footer_actions(app: CockpitApp) -> set[str]:
+    """The actions the footer offers."""
+    return {k.action for k in app.screen.query(FooterKey)}
+
+
+async def test_a_live_session_hides_the_replay_keys_from_footer_help_and_palette(
+    replay: Replay, tmp_path: Path
+) -> None:
+    replay_only = [e for e in TABLE if e.only == "replay"]
+    assert {e.binding.id for e in replay_only} >= {"play", "step", "next_fill", "jump"}
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await pilot.pause()
+            shown = footer_actions(app)
+            assert {"kill", "flatten", "quit"} <= shown
+            assert not shown & {"toggle_play", "step", "step_to('fill')"}
+            palette = {action for _, action, _ in palette_entries(app)}
+            assert not palette & {e.binding.action for e in replay_only}
+            assert "reconcile" in palette and "kill" in palette
+            # The key does nothing at all (not even the "follows the venue" warning).
+            said = len(app.bridge.snapshot.messages)
+            await pilot.press("space", "s", "n", "g")
+            app.bridge.pump()
+            assert len(app.bridge.snapshot.messages) == said
+            assert app.screen is app.main_screen  # "g" opened no jump dialog
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            text = rendered(app.screen.query_one("#help-table", Static).content)
+            assert "Kill" in text and "Reconcile unknown orders" in text
+            assert "Play/pause" not in text and "Jump to time" not in text
+            assert "Replay" not in text  # the empty section is left out
+
+
+def rendered(renderable: Any) -> str:
+    """A Rich renderable as plain text."""
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+@covers("resume")
+async def test_a_reconciliation_diff_keeps_trading_halted_until_y_in_its_dialog(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with CheckedVenue(replay, speed=1) as sb:
+        bid, _ = sb.matcher.best(SYMBOL)
+        assert bid is not None
+        sb.matcher.place(  # someone else's order on the account: an "external" difference
+            symbol=SYMBOL,
+            side="BUY",
+            type="LIMIT",
+            tif="GTC",
+            price=bid - 100,
+            qty=QTY * sb.replay.specs[SYMBOL].step_size,
+            client_id="by-hand-1",
+        )
+        async with live_app(sb, journal, {"at": 10**9}) as (app, pilot):
+            session = app.bridge.session
+            await until(pilot, lambda: isinstance(app.screen, ReconcileScreen), 5.0, "dialog")
+            lines = app.screen.query_one("#reconcile-lines", Static).content
+            assert "external" in str(lines) and "by-hand-1" in str(lines)
+            await pilot.press("enter", "space")  # keys pressed by accident do not acknowledge
+            assert isinstance(app.screen, ReconcileScreen)
+            await pilot.press("n")
+            assert app.screen is app.main_screen
+            app.bridge.pump()
+            assert app.bridge.snapshot.venue.trading == "halted"
+            assert app.bridge.snapshot.venue.reconcile_pending
+            # Ctrl+R (resume) cannot skip the diff: it shows the dialog again.
+            await pilot.press("ctrl+r")
+            assert isinstance(app.screen, ReconcileScreen)
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: app.bridge.snapshot.venue.trading == "active",
+                5.0,
+                "trading to resume",
+            )
+            assert not app.bridge.snapshot.venue.reconcile_pending
+            assert session.reconcile_report is not None and session.reconcile_report.halts
+        names = [r.name for r in replay_journal(journal).records if isinstance(r, Marker)]
+        assert "reconcile_acknowledged" in names
+        assert sb.matcher.open_by_client("by-hand-1") is not None  # never cancelled
+
+
+async def test_the_venue_bar_names_the_orders_an_earlier_run_left_open(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    resting = {"qty": QTY, "at": 3, "sell": 0, "slip": -20000, "tif": 0}  # GTC, far below
+    async with CheckedVenue(replay, speed=1) as sb:
+        first = session_for(sb, journal, resting)
+        await first.start()
+        try:
+            await until_async(lambda: first.status().acked == 1, 10.0, "the resting order")
+        finally:
+            await first.abort()  # a crash: the order stays at the venue
+        async with live_app(sb, journal, {"at": 10**9}) as (app, pilot):
+            await until(pilot, lambda: "inherited 1: t-1" in venue_text(app), 5.0, "inherited")
+        assert sb.matcher.open_orders(SYMBOL) == []  # canceled at the stop
+
+
+async def until_async(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait on the test's loop until `cond()` holds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
