@@ -211,7 +211,7 @@ class BinanceSpotExec(WsVenue):
         refused = self._refused_locally(req)
         if refused is not None:
             return refused
-        reply = await self._call("order.place", order_params(req))
+        reply = await self._call("order.place", self.new_order_params(req))
         return self._settle(req, reply)
 
     async def cancel(self, req: OrderRequest) -> ExecEvent:
@@ -291,6 +291,12 @@ class BinanceSpotExec(WsVenue):
             return await self._query_status(symbol.upper(), client_id)
         except _QueryFailed as exc:
             raise VenueRequestError(f"order.status {client_id}: {exc}") from None
+
+    # -- venue flavour hooks (USD-M futures overrides these) ------------------------------
+
+    def new_order_params(self, req: OrderRequest) -> dict[str, Any]:
+        """The `order.place` parameters of a new order (spot: `order_params`)."""
+        return order_params(req)
 
     # -- WsVenue hooks --------------------------------------------------------------------
 

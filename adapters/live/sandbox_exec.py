@@ -143,6 +143,8 @@ class SandboxVenue(SandboxMarketData):
     """
 
     ws_paths = ("/stream", WS_API_PATH)
+    ws_api_path: str = WS_API_PATH
+    """Where the WebSocket API is served (USD-M futures: `/ws-fapi/v1`)."""
 
     def __init__(
         self,
@@ -196,7 +198,7 @@ class SandboxVenue(SandboxMarketData):
     @property
     def ws_api_url(self) -> str:
         """The WebSocket API URL (what `BinanceSpotExec(ws_url=...)` takes)."""
-        return f"ws://{self.host}:{self.port}{WS_API_PATH}"
+        return f"ws://{self.host}:{self.port}{self.ws_api_path}"
 
     async def on_message(self, i: int, m: ReplayMessage) -> None:
         """After a replayed message: the engine takes it, our orders' events go out."""
@@ -212,7 +214,7 @@ class SandboxVenue(SandboxMarketData):
                     self._enqueue(s, orjson.dumps(bad).decode(), 0.0)
 
     async def serve_ws(self, path: str, ws: ServerConnection) -> None:
-        if path != WS_API_PATH:
+        if path != self.ws_api_path:
             await super().serve_ws(path, ws)
             return
         session = _Session(next(self._serials), ws)

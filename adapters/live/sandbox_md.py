@@ -101,7 +101,7 @@ _COUNT_KEYS: Final = (
     "kill_ws_api_after",
     "drop_reply",
 )
-_SCALAR_KEYS: Final = ("http_429", "retry_after", "delay_ack")
+_SCALAR_KEYS: Final = ("http_429", "retry_after", "delay_ack", "listenkey_silent")
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,9 @@ class Faults:
     retry_after: int = 1
     delay_ack: int = 0
     """Milliseconds."""
+    listenkey_silent: int = 0
+    """USD-M user stream: after this many user events, the listenKey expires silently (no
+    more events, no listenKeyExpired; a keepalive gets -1125). 0: never."""
 
     @classmethod
     def parse(cls, spec: str | None) -> Faults:
