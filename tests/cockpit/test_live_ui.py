@@ -286,7 +286,7 @@ async def test_a_reconciliation_diff_keeps_trading_halted_until_y_in_its_dialog(
         )
         async with live_app(sb, journal, {"at": 10**9}) as (app, pilot):
             session = app.bridge.session
-            await until(pilot, lambda: isinstance(app.screen, ReconcileScreen), 5.0, "dialog")
+            await until(pilot, lambda: _dialog_shown(app), 5.0, "dialog")
             lines = app.screen.query_one("#reconcile-lines", Static).content
             assert "external" in str(lines) and "by-hand-1" in str(lines)
             await pilot.press("enter", "space")  # keys pressed by accident do not acknowledge
@@ -337,3 +337,8 @@ async def until_async(cond: Callable[[], bool], timeout: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def _dialog_shown(app) -> bool:
+    """The reconciliation dialog is on screen and composed (pushed is not enough)."""
+    return isinstance(app.screen, ReconcileScreen) and bool(app.screen.query("#reconcile-lines"))
