@@ -35,16 +35,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Literal
 
-import numpy as np
-
 from adapters.binance_ws import VENUE_USDM, depth_diff_verdict
 from adapters.live.binance_spot_md import BinanceSpotMarketData
-from adapters.live.book_sync import BookUpdate, Rule
+from adapters.live.book_sync import Rule
 from adapters.live.rate_limit import Limit
-from adapters.live.rows import MS, book_rows, quote_rows, trade_rows
-from adapters.live.ws_venue import ParseError
+from adapters.live.rows import MS
 from engine.errors import UsageError
-from engine.events import SIDE_BUY, SIDE_SELL
 
 WS_URL: Final = "wss://fstream.binance.com"
 REST_URL: Final = "https://fapi.binance.com"
@@ -162,56 +158,24 @@ class BinanceFuturesMarketData(BinanceSpotMarketData):
     def book_rule(self, key: str) -> Rule:
         return futures_rule
 
-    def parse(self, msg: Any, ts_local: int) -> Sequence[np.ndarray | BookUpdate]:
-        if not isinstance(msg, dict):
-            raise ParseError(f"expected a JSON object, got {type(msg).__name__}")
-        stream = msg.get("stream")
-        data = msg.get("data") if stream is not None else msg
-        if isinstance(data, dict) and data.get("e") == "serverShutdown":
-            self.shutdown_notices += 1
-            self.request_rotation("serverShutdown")
-            return ()
-        route = self._routes.get(stream) if stream is not None else None
-        if route is None:
-            self.note_unknown(str(stream) if stream is not None else "(no stream)")
-            return ()
-        if not isinstance(data, dict):
-            raise ParseError(f"{stream}: data is not an object")
-        kind, symbol = route
-        extra = data.keys() - _KNOWN_FIELDS[kind]
-        if extra:
-            self.note_unknown_fields(_KIND_NAMES[kind], extra)
-        if data["s"] != symbol:
-            raise ParseError(f"{stream}: symbol {data['s']!r}")
-        iid, inst = self.instrument_of(symbol)
-        if kind == _DEPTH:
-            first, last, prev = int(data["U"]), int(data["u"]), int(data["pu"])
-            exch = int(data["T"]) * MS
-            rows = book_rows(
-                iid, inst, data["b"], data["a"], ts_exch=exch, ts_local=ts_local, snapshot=False
-            )
-            return [BookUpdate(symbol, False, first, last, prev, rows, exch, ts_local)]
-        if kind == _TRADE:
-            aid = int(data["a"])
-            if aid <= self._last_trade.get(symbol, -1):
-                self.repeated_trades += 1
-                return ()
-            side = SIDE_SELL if data["m"] else SIDE_BUY
-            rows = trade_rows(
-                iid, inst, [(data["p"], data["q"], side, int(data["T"]) * MS)], ts_local=ts_local
-            )
-            self._last_trade[symbol] = aid
-            return [rows]
-        uid = int(data["u"])
-        if uid <= self._last_ticker.get(symbol, -1):
-            self.repeated_tickers += 1
-            return ()
-        exch = int(data["T"]) * MS
-        rows = quote_rows(
-            iid, inst, data["b"], data["B"], data["a"], data["A"], ts_exch=exch, ts_local=ts_local
-        )
-        self._last_ticker[symbol] = uid
-        return [rows]
+    known_fields: ClassVar[dict[int, frozenset]] = _KNOWN_FIELDS
+    kind_names: ClassVar[dict[int, str]] = _KIND_NAMES
+
+    def depth_ids(self, data: dict) -> tuple[int, int, int | None]:
+        """Futures diffs also carry the previous diff's last id (`pu`): the continuity rule."""
+        return int(data["U"]), int(data["u"]), int(data["pu"])
+
+    def depth_time_ns(self, data: dict) -> int:
+        """The transaction time `T` (futures diffs carry it; spot only the event time)."""
+        return int(data["T"]) * MS
+
+    def trade_id(self, data: dict) -> int:
+        """aggTrade ids (`a`): the futures stream sends aggregated trades."""
+        return int(data["a"])
+
+    def ticker_time_ns(self, data: dict) -> int | None:
+        """Futures bookTickers carry their transaction time `T`."""
+        return int(data["T"]) * MS
 
 
 def futures_market_data(

@@ -298,6 +298,26 @@ class BinanceSpotMarketData(WsVenue):
             raise DataError(f"{key}: unexpected depth snapshot shape: {exc!r}") from None
         return BookUpdate(key, True, last, last, None, rows, ts, ts)
 
+    # What differs between Binance's spot and futures streams (binance_futures_md overrides).
+    known_fields: ClassVar[dict[int, frozenset]] = _KNOWN_FIELDS
+    kind_names: ClassVar[dict[int, str]] = _KIND_NAMES
+
+    def depth_ids(self, data: dict) -> tuple[int, int, int | None]:
+        """First and last update id of a depth diff, and the previous diff's last (if sent)."""
+        return int(data["U"]), int(data["u"]), None
+
+    def depth_time_ns(self, data: dict) -> int:
+        """The venue's time of a depth diff."""
+        return int(data["E"]) * MS
+
+    def trade_id(self, data: dict) -> int:
+        """The id that orders trades (repeats are dropped)."""
+        return int(data["t"])
+
+    def ticker_time_ns(self, data: dict) -> int | None:
+        """The venue's time of a bookTicker, None when the stream does not send one."""
+        return None
+
     def parse(self, msg: Any, ts_local: int) -> Sequence[np.ndarray | BookUpdate]:
         if not isinstance(msg, dict):
             raise ParseError(f"expected a JSON object, got {type(msg).__name__}")
@@ -317,21 +337,21 @@ class BinanceSpotMarketData(WsVenue):
         if not isinstance(data, dict):
             raise ParseError(f"{stream}: data is not an object")
         kind, symbol = route
-        extra = data.keys() - _KNOWN_FIELDS[kind]
+        extra = data.keys() - self.known_fields[kind]
         if extra:
-            self.note_unknown_fields(_KIND_NAMES[kind], extra)
+            self.note_unknown_fields(self.kind_names[kind], extra)
         if data["s"] != symbol:
             raise ParseError(f"{stream}: symbol {data['s']!r}")
         iid, inst = self.instrument_of(symbol)
         if kind == _DEPTH:
-            first, last = int(data["U"]), int(data["u"])
-            exch = int(data["E"]) * MS
+            first, last, prev = self.depth_ids(data)
+            exch = self.depth_time_ns(data)
             rows = book_rows(
                 iid, inst, data["b"], data["a"], ts_exch=exch, ts_local=ts_local, snapshot=False
             )
-            return [BookUpdate(symbol, False, first, last, None, rows, exch, ts_local)]
+            return [BookUpdate(symbol, False, first, last, prev, rows, exch, ts_local)]
         if kind == _TRADE:
-            tid = int(data["t"])
+            tid = self.trade_id(data)
             if tid <= self._last_trade.get(symbol, -1):
                 self.repeated_trades += 1
                 return ()
@@ -345,6 +365,7 @@ class BinanceSpotMarketData(WsVenue):
         if uid <= self._last_ticker.get(symbol, -1):
             self.repeated_tickers += 1
             return ()
+        exch = self.ticker_time_ns(data)
         rows = quote_rows(
             iid,
             inst,
@@ -352,9 +373,9 @@ class BinanceSpotMarketData(WsVenue):
             data["B"],
             data["a"],
             data["A"],
-            ts_exch=ts_local,
+            ts_exch=ts_local if exch is None else exch,
             ts_local=ts_local,
-            exch_missing=True,
+            exch_missing=exch is None,
         )
         self._last_ticker[symbol] = uid
         return [rows]

@@ -10,7 +10,7 @@ from textual.widgets import Sparkline
 from cockpit import fmt
 from cockpit.bridge import Snapshot
 from cockpit.widgets.textline import TextLine
-from cockpit.widgets.throttle import Throttle
+from cockpit.widgets.throttle import DeferredDraw, Throttle
 
 SERIES_POINTS = 256
 """Most recent points drawn (a sparkline has one column per point bucket anyway)."""
@@ -23,7 +23,7 @@ def _series(values) -> list[float]:
     return [float(x) for x in values]
 
 
-class Chart(Vertical, can_focus=True):
+class Chart(DeferredDraw, Vertical, can_focus=True):
     """Two labelled sparklines: equity (all strategy rows) and the last trade prices."""
 
     ALLOW_MAXIMIZE = True
@@ -50,25 +50,6 @@ class Chart(Vertical, can_focus=True):
         yield Sparkline([], id="equity")
         yield TextLine("price", id="price-label")
         yield Sparkline([], id="price")
-
-    def on_mount(self) -> None:
-        """The sparklines exist now: draw what arrived before."""
-        self._ready = True
-        self._catch_up()
-
-    def on_show(self) -> None:
-        """Visible again (its tab, or the first layout): draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def on_resize(self) -> None:
-        """Laid out: draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def _catch_up(self) -> None:
-        if self._pending is not None and (self.region or not self._throttle.drawn):
-            pending, self._pending = self._pending, None
-            self._throttle.last = -1e9
-            self.show(pending)
 
     def show(self, snap: Snapshot) -> None:
         """Draw a new snapshot (only when the series changed)."""

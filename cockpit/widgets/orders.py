@@ -27,7 +27,7 @@ from cockpit.bridge import (
     OV_VSTATE,
     Snapshot,
 )
-from cockpit.widgets.throttle import Throttle
+from cockpit.widgets.throttle import DeferredDraw, Throttle
 from engine.codes import (
     OF_FLATTEN,
     OF_MANUAL,
@@ -81,7 +81,7 @@ def matches(status: np.ndarray, flt: str) -> np.ndarray:
     return np.ones(len(status), bool)
 
 
-class OrdersTable(DataTable):
+class OrdersTable(DeferredDraw, DataTable):
     """One row per order (key: order id); cells change in place, never a full clear."""
 
     ALLOW_MAXIMIZE = True
@@ -111,25 +111,8 @@ class OrdersTable(DataTable):
             self.add_column(label, key=key)
 
     def on_mount(self) -> None:
-        """Columns (with keys, so cells update by column key)."""
+        """Its title (DeferredDraw.on_mount then draws what arrived before)."""
         self.border_title = self.title()
-        self._ready = True
-        self._catch_up()
-
-    def on_show(self) -> None:
-        """Visible again (its tab, or the first layout): draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def on_resize(self) -> None:
-        """Laid out: draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def _catch_up(self) -> None:
-        pending = self._pending
-        if pending is not None and (self.region or not self._throttle.drawn):
-            self._pending = None
-            self._throttle.last = -1e9
-            self.show(pending)
 
     def title(self) -> str:
         """Pane title with the filter."""

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from cockpit import fmt
 from cockpit.bridge import Snapshot
 from cockpit.widgets.textline import TextLine
-from cockpit.widgets.throttle import Throttle
+from cockpit.widgets.throttle import DeferredDraw, Throttle
 from engine.codes import TRADING_STATE_NAMES, TS_ACTIVE
 
 _COLUMNS = ("book", "inst", "position", "avg price", "unrealized", "realized", "fees", "open b/s")
@@ -123,7 +123,7 @@ class EquityLine(TextLine):
         return Text(fmt.money(value))
 
 
-class PositionsPane(Vertical, can_focus=False):
+class PositionsPane(DeferredDraw, Vertical, can_focus=False):
     """The equity line above the positions table."""
 
     ALLOW_MAXIMIZE = True
@@ -141,25 +141,6 @@ class PositionsPane(Vertical, can_focus=False):
         self._throttle = Throttle()
         self._pending: Snapshot | None = None
         self._ready = False
-
-    def on_mount(self) -> None:
-        """The children exist now: draw what arrived before."""
-        self._ready = True
-        self._catch_up()
-
-    def on_show(self) -> None:
-        """Visible again (its tab, or the first layout): draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def on_resize(self) -> None:
-        """Laid out: draw what was skipped."""
-        self.call_after_refresh(self._catch_up)
-
-    def _catch_up(self) -> None:
-        if self._pending is not None and (self.region or not self._throttle.drawn):
-            pending, self._pending = self._pending, None
-            self._throttle.last = -1e9
-            self.show(pending)
 
     def show(self, snap: Snapshot) -> None:
         """Draw a new snapshot (at most SLOW_PANE_HZ while the replay runs)."""

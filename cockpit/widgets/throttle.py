@@ -42,3 +42,37 @@ class Throttle:
             self.last = now
             return True
         return False
+
+
+class DeferredDraw:
+    """Mixin of the slow panes: the newest snapshot that could not be drawn yet (before the
+    pane was mounted, while it was hidden, or too soon after the last draw) is kept in
+    `_pending` and drawn once the pane is mounted, shown again or laid out.
+
+    The pane sets `_throttle`, `_pending = None` and `_ready = False` in its __init__ and
+    has a `show(snap)`; Textual calls these handlers besides the pane's own.
+    """
+
+    _throttle: Throttle
+    _pending: Snapshot | None
+    _ready: bool
+
+    def on_mount(self) -> None:
+        """Mounted: draw what arrived before."""
+        self._ready = True
+        self._catch_up()
+
+    def on_show(self) -> None:
+        """Visible again (its tab, or the first layout): draw what was skipped."""
+        self.call_after_refresh(self._catch_up)  # type: ignore[attr-defined]
+
+    def on_resize(self) -> None:
+        """Laid out: draw what was skipped."""
+        self.call_after_refresh(self._catch_up)  # type: ignore[attr-defined]
+
+    def _catch_up(self) -> None:
+        pending = self._pending
+        if pending is not None and (self.region or not self._throttle.drawn):  # type: ignore[attr-defined]
+            self._pending = None
+            self._throttle.last = -1e9
+            self.show(pending)  # type: ignore[attr-defined]
