@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters.live import event_loop
 from engine.errors import CockpitError, UsageError
 
 VENUES = ("binance-spot",)
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 args, endpoints, symbols, api_key, signer, cls, instances, config, journal
             )
             return _run_ui(args, session, out)
-        return asyncio.run(
+        return event_loop.run(
             _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
         )
     finally:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters.live import event_loop
 from engine.errors import DataError, UsageError
 
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run `cockpit sandbox` until Ctrl-C (or SIGTERM); returns the exit code."""
     check_args(args)
     replay = load_replay(args.data, args.max_messages)
-    asyncio.run(serve(replay, args, out or sys.stdout))
+    event_loop.run(serve(replay, args, out or sys.stdout))
     return 0
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
+from adapters.live import event_loop
 from cockpit.bridge import PUBLISH_SECONDS, EngineBridge, Request, Snapshot
 from engine.commands import Command
 from engine.errors import UsageError
@@ -48,7 +49,7 @@ class SessionThread:
     """An asyncio event loop on a daemon thread, for a live session and nothing else."""
 
     def __init__(self, name: str = "live-session") -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.loop_factory()()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

@@ -88,7 +88,7 @@ from engine.strategy import (
 )
 
 INT64_MAX = np.iinfo(np.int64).max
-_NO_LATENCY = np.zeros(0, np.int64)
+NO_LATENCY = np.zeros(0, np.int64)
 
 
 class EngineError(CockpitError):
@@ -302,7 +302,7 @@ class Engine:
             step = min(left, chunk)
 
             def call(step=step):
-                return run_chunk(
+                return self._run_chunk(
                     st,
                     self.events,
                     self.rows,
@@ -331,10 +331,14 @@ class Engine:
         self.wall_seconds += time.perf_counter() - t0
         return reason
 
+    def _run_chunk(self, *args: Any) -> int:
+        """One run_chunk call (LiveEngine skips the dispatcher's typing of its arguments)."""
+        return run_chunk(*args)
+
     def _latency_view(self) -> np.ndarray:
         """Where this chunk's per-event cycle counts go (index = events processed so far)."""
         if self.latency_out is None:
-            return _NO_LATENCY
+            return NO_LATENCY
         pos = min(self.events_processed, len(self.latency_out))
         return self.latency_out[pos:]
 

@@ -8,6 +8,7 @@ Connections (asyncio, WebSocket):
 - `binance_spot_md`, `bybit_md`: market data of two venues on that base.
 - `binance_spot_exec` (with `binance_exec_messages`): Binance spot orders over the WebSocket
   API and the user data stream, reported as `exec_events.ExecEvent`s.
+- `event_loop`: the loop they run on (uvloop where installed).
 - `sandbox_md`, `sandbox_replay`: the loopback sandbox venue server and what it replays.
 - `sandbox_exec` (with `sandbox_matching`, `sandbox_auth`, `sandbox_json`): the sandbox's
   order side, Binance's spot WebSocket API on the same port, matching with the engine's

@@ -172,6 +172,10 @@ class RateLimiter:
             await self._sleep(wait)
         if waited:
             self.waits += 1
+        self.spend(costs)
+
+    def spend(self, costs: Mapping[str, int]) -> None:
+        """Count `costs` as spent now, without waiting (after `wait_time` said 0)."""
         now = self._clock()
         for w in self._windows:
             cost = costs.get(w.limit.kind, 0)

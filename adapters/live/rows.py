@@ -9,6 +9,7 @@ Times are nanoseconds; venues send milliseconds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,7 @@ from engine.events import (
 )
 from engine.instruments import Instrument
 
+INT64_MAX = 2**63 - 1
 MS = 1_000_000
 """Nanoseconds in a millisecond."""
 
@@ -36,15 +38,74 @@ Levels = Sequence[Sequence[str]]
 """[[price, size], ...] as the venue sends them."""
 
 
+SMALL = 64
+"""Up to this many values a Python loop converts faster than an Arrow cast (a diff, a
+quote, a trade: microseconds on the tick-to-order path); past it, Arrow."""
+
+_steps: dict[tuple[Decimal, int], int] = {}
+
+
+def _step_units(step: Decimal, scale: int) -> int:
+    key = (step, scale)
+    units = _steps.get(key)
+    if units is None:
+        units = _steps[key] = int(step.scaleb(scale))
+    return units
+
+
+def _plain_units(text: str, scale: int) -> int | None:
+    """Plain decimal text ("123.4500") as integer units of 10**-scale; None for anything
+    else (a sign, an exponent, too many places, a stray character): the caller then takes
+    the exact Arrow path, which also words the error."""
+    whole, _, frac = text.partition(".")
+    if not (whole.isascii() and whole.isdigit()):
+        return None
+    if frac:
+        frac = frac.rstrip("0")
+        if len(frac) > scale or not (frac == "" or (frac.isascii() and frac.isdigit())):
+            return None
+    return int(whole) * 10**scale + (int(frac) * 10 ** (scale - len(frac)) if frac else 0)
+
+
+def _on_grid(values: Sequence[str], scale: int, step: Decimal) -> np.ndarray | None:
+    """Small batches: exact units divided by the grid step, or None (take the Arrow path)."""
+    unit = _step_units(step, scale)
+    out = np.empty(len(values), np.int64)
+    for i, v in enumerate(values):
+        u = _plain_units(v, scale)
+        if u is None:
+            return None
+        q, r = divmod(u, unit)
+        if r or q > INT64_MAX:
+            return None
+        out[i] = q
+    return out
+
+
+def prices_to_ticks(inst: Instrument, prices: Sequence[str]) -> np.ndarray:
+    """Decimal price text to ticks, exactly (DataError names an off-grid or bad value)."""
+    if len(prices) <= SMALL:
+        fast = _on_grid(prices, inst.price_scale, inst.tick_size)
+        if fast is not None:
+            return fast
+    return inst.prices_to_ticks(pa.array(prices, pa.string()), field="price")
+
+
+def sizes_to_lots(inst: Instrument, sizes: Sequence[str]) -> np.ndarray:
+    """Decimal size text to lots, exactly (DataError names an off-grid or bad value)."""
+    if len(sizes) <= SMALL:
+        fast = _on_grid(sizes, inst.size_scale, inst.lot_size)
+        if fast is not None:
+            return fast
+    return inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size")
+
+
 def _ticks_lots(inst: Instrument, levels: Levels) -> tuple[np.ndarray, np.ndarray]:
     if not levels:
         empty = np.empty(0, np.int64)
         return empty, empty
     prices, sizes = zip(*((lv[0], lv[1]) for lv in levels), strict=True)
-    return (
-        inst.prices_to_ticks(pa.array(prices, pa.string()), field="price"),
-        inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size"),
-    )
+    return prices_to_ticks(inst, prices), sizes_to_lots(inst, sizes)
 
 
 def book_rows(
@@ -114,8 +175,8 @@ def trade_rows(
     if not trades:
         return ev
     prices, sizes, sides, times = zip(*trades, strict=True)
-    ev["price"] = inst.prices_to_ticks(pa.array(prices, pa.string()), field="price")
-    ev["size"] = inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size")
+    ev["price"] = prices_to_ticks(inst, prices)
+    ev["size"] = sizes_to_lots(inst, sizes)
     ev["side"] = sides
     ev["ts_exch"] = times
     ev["ts_local"] = ts_local
@@ -139,8 +200,8 @@ def quote_rows(
 ) -> np.ndarray:
     """The two rows of a best bid/offer: bid (SIDE_BUY), then ask (SIDE_SELL, FLAG_LAST)."""
     ev = np.zeros(2, dtype=EVENT_DTYPE)
-    ev["price"] = inst.prices_to_ticks(pa.array([bid, ask], pa.string()), field="price")
-    ev["size"] = inst.sizes_to_lots(pa.array([bid_size, ask_size], pa.string()), field="size")
+    ev["price"] = prices_to_ticks(inst, (bid, ask))
+    ev["size"] = sizes_to_lots(inst, (bid_size, ask_size))
     ev["side"] = (SIDE_BUY, SIDE_SELL)
     ev["ts_exch"] = ts_exch
     ev["ts_local"] = ts_local

@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -173,7 +174,7 @@ class LiveSession:
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._stepper: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._last_now = 0
         self._pushed_at = 0
         self._started = False
@@ -553,28 +554,33 @@ class LiveSession:
         assert self.orders is not None
         counts = self.orders.counts
         counts.sent += 1
-        if p.request.kind == "new":
-            counts.orders += 1
-        task = asyncio.create_task(self._send_one(p), name=f"live-session:{p.request.client_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send_one(self, p: Prepared) -> None:
         ex, req = self.execution, p.request
         try:
             if req.kind == "new":
-                await ex.place(req)
+                counts.orders += 1
+                answer = ex.place_now(req)  # written now when the connection is free
             elif req.kind == "cancel":
-                await ex.cancel(req)
+                answer = ex.cancel(req)
             else:
-                await ex.amend(req)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # raised before sending (the client checks first)
-            log.error("live session: %s %s not sent: %s", req.kind, req.client_id, exc)
-            if self.orders is not None and p.oid >= 0:
-                self.orders.not_sent(p, str(exc), time.time_ns())
-                self._wake.set()
+                answer = ex.amend(req)
+        except Exception as exc:  # refused before sending (e.g. no signer)
+            self._not_sent(p, exc)
+            return
+        task = asyncio.create_task(answer, name=f"live-session:{req.client_id}")
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._answered, p))
+
+    def _answered(self, p: Prepared, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._not_sent(p, task.exception())  # raised before sending (checked first)
+
+    def _not_sent(self, p: Prepared, exc: Exception) -> None:
+        req = p.request
+        log.error("live session: %s %s not sent: %s", req.kind, req.client_id, exc)
+        if self.orders is not None and p.oid >= 0:
+            self.orders.not_sent(p, str(exc), time.time_ns())
+            self._wake.set()
 
     # -- execution -----------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from adapters.live.correlation import Outcome, PendingRequests, Reply
 from adapters.live.http import HttpStatusError
 from adapters.live.rate_limit import Limit, RateLimiter
 from adapters.live.rows import clear_row
+from adapters.live.ws_write import can_write_now, write_now
 from engine.errors import DataError, UsageError
 from engine.events import FLAG_EXCH_TS_MISSING, FLAG_RESYNC
 from engine.instruments import Instrument, InstrumentRegistry
@@ -68,6 +69,7 @@ _OPEN_ERRORS = (OSError, WebSocketException, TimeoutError, ConnectionError)
 _RESYNC_ERRORS = (HttpStatusError, DataError, OSError, TimeoutError, ConnectionError, KeyError)
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, DataError)
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_ONE_MESSAGE = {"MESSAGES": 1}
 
 
 class State(enum.StrEnum):
@@ -137,6 +139,9 @@ class WsConfig:
     stale_after: float | None = None
     """Reconnect when no frame arrived for this long (None: rely on ping/pong)."""
     max_frame: int = 16 * 1024 * 1024
+    compression: str | None = None
+    """Offer permessage-deflate ("deflate") or not (None): Binance's frames are small and a
+    deflate pass each way costs more latency than the bytes it saves on a fast link."""
     snapshot_attempts: int = 5
     """REST snapshots fetched before accepting one older than the buffered updates."""
     snapshot_retry_delay: float = 0.25
@@ -639,6 +644,7 @@ class WsVenue:
             ping_interval=self.ws_ping_interval,
             ping_timeout=self.ws_ping_timeout,
             max_size=self.config.max_frame,
+            compression=self.config.compression,
             proxy=None if host in _LOOPBACK else True,
         )
         self._serial += 1
@@ -901,6 +907,31 @@ class WsVenue:
         except ConnectionClosed as exc:
             return self._pending.discard(rid, Outcome.UNKNOWN, f"connection closed: {exc}")
         return await self._pending.wait(rid, fut, timeout or self.config.request_timeout)
+
+    def request_now(
+        self, payload: dict, *, signed: bool = False
+    ) -> tuple[Any, asyncio.Future[Reply]] | None:
+        """Send a request before returning, from synchronous code, if nothing has to wait
+        (an open connection, room in its message budget, an empty socket buffer); None
+        otherwise, and nothing was sent: use `request`. Await the reply with `await_reply`.
+        """
+        conn = self._active
+        if conn is None or conn.limiter.wait_time(_ONE_MESSAGE) > 0:
+            return None
+        if not can_write_now(conn.ws):
+            return None
+        rid = self.request_id(self._pending.next_id())
+        body = {**payload, self.request_id_field: rid}
+        if signed:
+            body = self.sign_request(body)
+        fut = self._pending.register(rid, conn.serial)
+        conn.limiter.spend(_ONE_MESSAGE)
+        write_now(conn.ws, orjson.dumps(body))
+        return rid, fut
+
+    async def await_reply(self, rid: Any, fut: asyncio.Future[Reply]) -> Reply:
+        """The reply to a `request_now` (UNKNOWN after `config.request_timeout`)."""
+        return await self._pending.wait(rid, fut, self.config.request_timeout)
 
     async def _send(self, conn: _Connection, text: str) -> None:
         await conn.limiter.acquire({"MESSAGES": 1})

@@ -158,6 +158,26 @@ def test_same_inputs_same_bytes():
     assert session() == session()
 
 
+def test_steps_skip_the_dispatcher_and_give_the_same_bytes():
+    def session(direct: bool) -> tuple[str, object]:
+        eng, m = _live(strategies.Scripted, [{"price": 9_900, "at": 1, "again": 3}])
+        if not direct:
+            eng._chunk_entry = False  # as if the dispatcher's key were not found
+        eng.push_events(m.events())
+        for k in range(1, 60):
+            eng.step_until(T0 + k * MS)
+            for o in eng.take_outbox():
+                eng.acknowledge(o.oid, R_VENUE_ACK, T0 + (k + 1) * MS)
+        entry = eng._chunk_entry
+        eng.finish()
+        return eng.journal_hash(), entry
+
+    fast, entry = session(True)
+    slow, none = session(False)
+    assert callable(entry) and none is False
+    assert fast == slow
+
+
 def test_a_position_from_an_earlier_run_is_held_and_flatten_closes_it():
     eng, m = _live()
     eng.set_position(0, 7, 9_950.0)

@@ -18,6 +18,7 @@ import pytest
 from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.clock_offset import ClockOffset
 from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.rate_limit import limits_from_binance
 from adapters.live.sandbox_auth import SandboxAccount
 from adapters.live.sandbox_exec import SandboxVenue
 from adapters.live.sandbox_md import Faults
@@ -110,6 +111,42 @@ async def test_place_ack_and_fills_in_order(replay: Replay) -> None:
         assert m.venue_order_id == ack.venue_order_id and m.reason == "FILLED"
         assert sb.method_counts["order.place"] == 2
         assert cl.filters[SYMBOL].tick_size == D("0.01")  # loaded from exchangeInfo
+
+
+async def test_place_now_writes_the_frame_before_returning(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await ready(cl)
+        bid, _ = best(sb)
+        before = sb.method_counts.get("order.place", 0)
+        answer = cl.place_now(buy("n-1", bid - 5))
+        # Written already: the venue reads it while we only wait for the answer.
+        assert cl.limiter.used("ORDERS") == 1 and len(cl._pending) == 1
+        await eventually(lambda: sb.method_counts.get("order.place", 0) == before + 1, 2.0, "it")
+        ack = await answer
+        assert (ack.kind, ack.client_id) == ("ack", "n-1") and ack.venue_order_id is not None
+        assert kinds(events) == [("ack", "n-1")]
+        # Refused by the filters: answered at once, nothing sent.
+        off_grid = await cl.place_now(buy("n-2", bid + D("0.001")))
+        assert (off_grid.kind, off_grid.code) == ("reject", -1013)
+        assert sb.method_counts["order.place"] == before + 1
+
+
+async def test_place_now_waits_like_place_when_the_budget_is_spent(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    limits = limits_from_binance(
+        [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 1, "limit": 1}]
+    )
+    async with venue(replay) as sb, client(sb, events, rate_limits=limits) as cl:
+        await ready(cl)
+        bid, _ = best(sb)
+        assert (await cl.place_now(buy("w-1", bid - 1))).kind == "ack"
+        t0 = time.monotonic()
+        answer = cl.place_now(buy("w-2", bid - 2))  # no room: nothing is written yet
+        assert len(cl._pending) == 0
+        assert (await answer).kind == "ack"
+        assert time.monotonic() - t0 >= 0.5  # it waited for the budget, as place() does
+        assert sb.limits.throttled == 0
 
 
 async def test_cancel_and_cancel_of_an_unknown_id(replay: Replay) -> None:

@@ -51,6 +51,11 @@ def all_records(batches: list[list]) -> list:
     return [r for batch in batches for r in batch]
 
 
+def logical(path: Path) -> bytes:
+    """The journal's bytes without the preallocated room (zeros; a frame ends in "]")."""
+    return path.read_bytes().rstrip(b"\0")
+
+
 def write_journal(path: Path, batches: list[list]) -> list[int]:
     """Append each batch; return the byte offset of each frame."""
     with OrderJournal.open(path) as journal:
@@ -69,7 +74,8 @@ def test_frame_layout() -> None:
 def test_records_round_trip_with_frames_and_offsets(tmp_path) -> None:
     path = tmp_path / "orders.journal"
     offsets = write_journal(path, [*BATCHES, LAST])
-    data = path.read_bytes()
+    data = logical(path)
+    assert path.stat().st_size >= order_journal.PREALLOCATE > len(data)  # room reserved
     assert data.startswith(MAGIC) and offsets[0] == len(MAGIC) == 24
     frames = [encode_frame(b) for b in [*BATCHES, LAST]]
     assert data == MAGIC + b"".join(frames)
@@ -94,40 +100,56 @@ def test_new_journal_is_owner_only_and_synced_with_its_directory(tmp_path, monke
     assert (tmp_path / "j").read_bytes() == MAGIC
 
 
-def test_append_batch_fsyncs_before_returning(tmp_path, monkeypatch) -> None:
+def test_append_batch_syncs_before_returning(tmp_path, monkeypatch) -> None:
     path = tmp_path / "j"
     journal = OrderJournal.open(path)
     log: list[tuple[str, int]] = []
-    real_write, real_fsync = os.write, os.fsync
+    real_write, real_sync, real_fsync = os.write, order_journal._datasync, os.fsync
 
     def write(fd: int, data) -> int:
         n = real_write(fd, data)
         log.append(("write", n))
         return n
 
-    def fsync(fd: int) -> None:
+    def datasync(fd: int) -> None:
+        log.append(("datasync", len(logical(path))))
+        real_sync(fd)
+
+    def fsync(fd: int) -> None:  # growing the file changes its size: a full fsync
         log.append(("fsync", os.fstat(fd).st_size))
         real_fsync(fd)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(order_journal, "_datasync", datasync)
     monkeypatch.setattr(os, "fsync", fsync)
     frame_len = len(encode_frame(BATCHES[1]))
     journal.append_batch(BATCHES[1])
     log.append(("send", 0))  # what the live loop does once append_batch has returned
-    assert log == [("write", frame_len), ("fsync", len(MAGIC) + frame_len), ("send", 0)]
+    room = len(MAGIC) + order_journal.PREALLOCATE + frame_len
+    assert log == [
+        ("fsync", room),  # the first append reserves room, synced with the file's size
+        ("write", frame_len),
+        ("datasync", len(MAGIC) + frame_len),
+        ("send", 0),
+    ]
 
+    log.clear()
+    journal.append_batch(BATCHES[2])  # within the room: the data alone is synced
+    assert [kind for kind, _ in log] == ["write", "datasync"]
+
+    log.clear()
     log.clear()
     journal.append(BATCHES[2][0], sync=False)  # a reply: flushed, synced later
     assert [kind for kind, _ in log] == ["write"]
     journal.sync()
-    assert [kind for kind, _ in log] == ["write", "fsync"]
+    assert [kind for kind, _ in log] == ["write", "datasync"]
     journal.close()
 
 
 def test_torn_last_frame_at_every_cut(tmp_path) -> None:
     path = tmp_path / "j"
     offsets = write_journal(path, [*BATCHES, LAST])
-    full = path.read_bytes()
+    full = logical(path)
     last = offsets[-1]
     assert len(full) - last > 200  # the loop below covers a real frame
     before = all_records(BATCHES)
@@ -142,40 +164,59 @@ def test_torn_last_frame_at_every_cut(tmp_path) -> None:
     assert replay(path).discarded_bytes == 0
 
 
-def test_reopening_truncates_the_torn_tail_then_appends(tmp_path) -> None:
+def test_reopening_clears_the_torn_tail_then_appends(tmp_path) -> None:
     path = tmp_path / "j"
     offsets = write_journal(path, [*BATCHES, LAST])
-    full = path.read_bytes()
+    full = logical(path)
     for cut in (offsets[-1] + 1, offsets[-1] + 8, offsets[-1] + 9, len(full) - 1):
         path.write_bytes(full[:cut])
         with OrderJournal.open(path) as journal:
             assert journal.recovered.records == all_records(BATCHES)
             assert journal.recovered.discarded_bytes == cut - offsets[-1]
-            assert path.stat().st_size == offsets[-1]
+            assert logical(path) == full[: offsets[-1]]  # the torn bytes are zeroed
             journal.append_batch([new(7)])
         result = replay(path)
         assert result.records == [*all_records(BATCHES), new(7)]
         assert result.discarded_bytes == 0
 
 
-def test_zero_filled_tail_is_torn(tmp_path) -> None:
-    """Delayed allocation can leave the file extended with zeros after a crash."""
+def test_zero_filled_tail_is_free_room(tmp_path) -> None:
+    """Zeros after the last frame are the preallocated room (or delayed allocation's
+    extension after a crash): nothing torn, the next frame goes where they start."""
     path = tmp_path / "j"
     write_journal(path, BATCHES)
-    size = path.stat().st_size
-    with open(path, "ab") as f:
-        f.write(b"\0" * 4096)
+    size = len(logical(path))
+    path.write_bytes(logical(path) + b"\0" * 4096)
     result = replay(path)
     assert result.records == all_records(BATCHES)
-    assert (result.valid_bytes, result.discarded_bytes) == (size, 4096)
-    assert result.discard_reason == "frame length 0 is impossible"
+    assert (result.valid_bytes, result.discarded_bytes, result.discard_reason) == (size, 0, None)
+    with OrderJournal.open(path) as journal:
+        assert journal.size == size
+        journal.append_batch(LAST)
+    assert replay(path).records == all_records([*BATCHES, LAST])
+
+
+def test_torn_frame_in_the_preallocated_room_is_discarded(tmp_path) -> None:
+    path = tmp_path / "j"
+    offsets = write_journal(path, [*BATCHES, LAST])
+    data = bytearray(path.read_bytes())
+    torn_end = offsets[-1] + 30
+    data[torn_end : len(logical(path))] = bytes(len(logical(path)) - torn_end)  # cut short
+    path.write_bytes(data)
+    result = replay(path)
+    assert result.records == all_records(BATCHES)
+    assert result.valid_bytes == offsets[-1]
+    assert result.discard_reason == "CRC mismatch"  # the frame's length, then zeros
+    with OrderJournal.open(path) as journal:
+        journal.append_batch([new(9)])
+    assert replay(path).records == [*all_records(BATCHES), new(9)]
 
 
 @pytest.mark.parametrize("mask", [0x01, 0x80, 0xFF])
 def test_flipped_byte_in_the_middle_is_reported_with_its_frame_offset(tmp_path, mask) -> None:
     path = tmp_path / "j"
     offsets = write_journal(path, [*BATCHES, LAST])
-    full = path.read_bytes()
+    full = logical(path)
     start, end = offsets[1], offsets[2]  # the frame holding ck-1 and ck-2
     for position in range(start, end):
         damaged = bytearray(full)
@@ -192,7 +233,7 @@ def test_flipped_byte_in_the_middle_is_reported_with_its_frame_offset(tmp_path, 
 def test_flipped_byte_in_the_last_frame_cannot_be_told_from_a_torn_one(tmp_path) -> None:
     path = tmp_path / "j"
     offsets = write_journal(path, [*BATCHES, LAST])
-    damaged = bytearray(path.read_bytes())
+    damaged = bytearray(logical(path))
     damaged[offsets[-1] + 20] ^= 0x01
     path.write_bytes(damaged)
     result = replay(path)
@@ -203,13 +244,13 @@ def test_flipped_byte_in_the_last_frame_cannot_be_told_from_a_torn_one(tmp_path)
 def test_intact_frame_with_bad_records_is_an_error_naming_offset_and_field(tmp_path) -> None:
     path = tmp_path / "j"
     write_journal(path, BATCHES[:1])
-    offset = path.stat().st_size
+    offset = len(logical(path))
 
     def frame(payload: bytes) -> bytes:
         length = struct.pack("<I", len(payload))
         return length + struct.pack("<I", zlib.crc32(length + payload)) + payload
 
-    good = path.read_bytes()
+    good = logical(path)
     cases = {
         b"[1]": f"byte offset {offset}: a record must be a JSON object, not int",
         b"[]": f"byte offset {offset}: a frame must hold a non-empty JSON array",
@@ -261,7 +302,7 @@ def test_failed_write_is_cut_off_and_the_journal_stays_usable(tmp_path, monkeypa
     path = tmp_path / "j"
     journal = OrderJournal.open(path)
     journal.append_batch(BATCHES[0])
-    size = path.stat().st_size
+    size = len(logical(path))
     real_write = os.write
     calls = []
 
@@ -274,7 +315,7 @@ def test_failed_write_is_cut_off_and_the_journal_stays_usable(tmp_path, monkeypa
     monkeypatch.setattr(os, "write", disk_full)
     with pytest.raises(CockpitError, match="write failed .* do not send it"):
         journal.append_batch(BATCHES[1])
-    assert path.stat().st_size == size == journal.size
+    assert len(logical(path)) == size == journal.size  # the partial frame is zeroed
     monkeypatch.setattr(os, "write", real_write)
     journal.append_batch(BATCHES[2])
     journal.close()
@@ -287,7 +328,8 @@ def test_failed_fsync_makes_the_journal_unusable(tmp_path, monkeypatch) -> None:
     def eio(fd: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(order_journal.os, "fsync", eio)
+    journal.append_batch(BATCHES[0], sync=False)  # the room is reserved (with os.fsync)
+    monkeypatch.setattr(order_journal, "_datasync", eio)
     with pytest.raises(CockpitError, match="fsync failed .*stop trading"):
         journal.append_batch(BATCHES[0])
     monkeypatch.undo()
