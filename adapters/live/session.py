@@ -1,8 +1,8 @@
 """A live session: one venue's market data and execution wired to the engine, on asyncio.
 
-    session = LiveSession.binance_spot(endpoints_for("ws://127.0.0.1:8765"), ["BTCUSDT"],
-                                       api_key=key, signer=signer, strategy_cls=MyStrategy,
-                                       journal_path="orders.journal")
+    session = LiveSession.for_venue(endpoints_for("ws://127.0.0.1:8765", "binance-usdm"),
+                                    ["BTCUSDT"], api_key=key, signer=signer,
+                                    strategy_cls=MyStrategy, journal_path="orders.journal")
     await session.start()          # journal, instruments, engine, reconciliation, feeds
     print(session.status().line())
     await session.stop()           # halt, cancel every order, wait for the venue, close
@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from adapters.live.binance_futures_exec import BinanceFuturesExec
+from adapters.live.binance_futures_messages import AccountUpdate
 from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.binance_spot_md import BinanceSpotMarketData
 from adapters.live.book_sync import SyncState
@@ -55,42 +57,29 @@ from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Event, Intent, Marker, Record, Reply
 from adapters.live.order_state import rebuild
-from adapters.live.secrets import redact
+from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.session_env import Endpoints, Environment
 from adapters.live.session_orders import LiveOrders, Prepared
-from adapters.live.session_reconcile import (
-    BinanceQueries,
-    ReconcileReport,
-    carried_positions,
-    reconcile,
-)
-from adapters.live.session_status import (
-    SessionStatus,
-    Timings,
-    UnknownOrder,
-    connection_status,
-)
-from adapters.live.signing import Signer
-from adapters.live.ws_venue import WsConfig
-from engine.codes import TRADING_STATE_NAMES
+from adapters.live.session_positions import book_positions, journal_positions, with_venue_positions
+from adapters.live.session_reconcile import BinanceQueries, ReconcileReport, reconcile
+from adapters.live.session_status import SessionStatus, Timings, build_status
+from adapters.live.session_venues import binance_spot_clients, binance_usdm_clients
 from engine.commands import CMD_HALT, CMD_RESUME, Command
 from engine.config import EngineConfig
 from engine.errors import CockpitError, UsageError
 from engine.events import FLAG_RESYNC, KIND_BOOK_CLEAR
 from engine.live import LiveEngine
 from engine.state import (
-    CK_TRADING_STATE,
     H_TS,
     MK_MID_X2,
     N_HEAP,
-    PF_FEES,
-    PF_REALIZED,
-    PI_POS,
 )
 
 log = logging.getLogger(__name__)
 
 BookListener = Callable[[str, bool], object]
+_CLIENT_ARGS = ("api_key", "signer", "md_config", "exec_config", "resolve_after")
+"""`for_venue` arguments that go to the venue clients (`session_venues`)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +151,8 @@ class LiveSession:
         """The last reconciliation (None when the journal was new)."""
         self.inherited: dict[str, tuple[str, str]] = {}
         """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
+        self.funding: dict[str, Decimal] = {}
+        """USD-M funding fees received (+) or paid (-) this session, per asset."""
         self.error = ""
         self._journal_failed = False
         self._inherited_cancels: dict[str, str] = {}
@@ -181,40 +172,54 @@ class LiveSession:
         self._closed = False
 
     @classmethod
-    def binance_spot(
-        cls,
-        endpoints: Endpoints,
-        symbols: Sequence[str],
-        *,
-        api_key: str,
-        signer: Signer,
-        md_config: WsConfig | None = None,
-        exec_config: WsConfig | None = None,
-        resolve_after: float = 2.0,
-        **kwargs: Any,
-    ) -> LiveSession:
-        """A session on Binance spot, its testnet or the sandbox (`session_env.endpoints_for`).
+    def for_venue(cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any) -> LiveSession:
+        """A session on the venue `endpoints` name (`session_env.endpoints_for(url, venue)`):
+        Binance spot or USD-M futures, their testnets, or the sandbox.
 
         Args:
-            endpoints: where to connect.
+            endpoints: where to connect, and which venue API.
             symbols: e.g. ["BTCUSDT"] (instrument ids follow this order).
-            api_key, signer: the account (`signing.signer_for(load_credentials(...))`).
-            md_config, exec_config: connection timings (tests shorten them).
-            resolve_after: seconds before an UNKNOWN request is settled by a status query.
-            **kwargs: LiveSession's (strategy_cls, instances, config, journal_path, options).
+            **kwargs: the clients' (`session_venues`: api_key and signer, the account;
+                md_config, exec_config, connection timings; resolve_after, seconds before
+                an UNKNOWN request is settled by a status query) and LiveSession's
+                (strategy_cls, instances, config, journal_path, options).
         """
-        md = BinanceSpotMarketData(
-            symbols, ws_url=endpoints.md_ws, rest_url=endpoints.rest, config=md_config
+        usdm = endpoints.venue == "binance-usdm"
+        return cls._build(
+            binance_usdm_clients if usdm else binance_spot_clients, endpoints, symbols, **kwargs
         )
-        ex = BinanceSpotExec(
-            api_key=api_key,
-            signer=signer,
-            ws_url=endpoints.ws_api,
-            symbols=symbols,
-            config=exec_config,
-            resolve_after=resolve_after,
-        )
+
+    @classmethod
+    def binance_spot(
+        cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any
+    ) -> LiveSession:
+        """A session on Binance spot, its testnet or the sandbox (arguments: `for_venue`)."""
+        return cls._build(binance_spot_clients, endpoints, symbols, **kwargs)
+
+    @classmethod
+    def binance_usdm(
+        cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any
+    ) -> LiveSession:
+        """A session on Binance USD-M futures, its testnet or the futures sandbox
+        (arguments: `for_venue`)."""
+        return cls._build(binance_usdm_clients, endpoints, symbols, **kwargs)
+
+    @classmethod
+    def _build(
+        cls,
+        make: Callable[..., tuple[Any, Any]],
+        endpoints: Endpoints,
+        symbols: Sequence[str],
+        **kwargs: Any,
+    ) -> LiveSession:
+        client_kw = {k: kwargs.pop(k) for k in _CLIENT_ARGS if k in kwargs}
+        md, ex = make(endpoints, symbols, **client_kw)
         return cls(md, ex, environment=endpoints.environment, **kwargs)
+
+    @property
+    def futures(self) -> bool:
+        """The venue holds positions (USD-M): they are read at start and booked."""
+        return isinstance(self.execution, BinanceFuturesExec)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -269,8 +274,11 @@ class LiveSession:
             filters=ex.filters,
             ref_price=self._mid,
             foreign=self._foreign,
+            amend_in_place=ex.amends_in_place,
         )
         ex.on_exec = self._on_exec
+        if isinstance(ex, BinanceFuturesExec):
+            ex.on_account = self._on_account
         await ex.start()
         try:
             await ex.wait_ready(opts.ready_timeout)
@@ -279,6 +287,11 @@ class LiveSession:
                 f"the execution connection to {ex.ws_url} was not ready within "
                 f"{opts.ready_timeout:g} s (state {ex.state})"
             ) from None
+        if isinstance(ex, BinanceFuturesExec):
+            try:  # the venue's positions are the truth: no trading without them
+                await ex.fetch_positions()
+            except VenueRequestError as exc:
+                raise CockpitError(f"cannot read the venue's positions: {exc}") from None
         for sym, iid in self._books.items():
             filt = ex.filters.get(sym)
             if filt is not None and filt.min_notional:
@@ -644,12 +657,24 @@ class LiveSession:
 
     async def _reconcile(self, records: list[Record]) -> None:
         assert self.engine is not None and self.journal is not None
+        ex, now = self.execution, time.time_ns()
         report = await reconcile(
-            records, BinanceQueries(self.execution), self.symbols, time.time_ns()
+            records,
+            BinanceQueries(ex),
+            self.symbols,
+            now,
+            amend_in_place=ex.amends_in_place,
         )
+        venue = self.venue_positions()
+        if isinstance(ex, BinanceFuturesExec):
+            report = with_venue_positions(report, venue, self.symbols, now)
         self.journal.append_batch(report.records)
         self.reconcile_report = report
-        self._carry_positions([*records, *report.records])
+        if isinstance(ex, BinanceFuturesExec):
+            book_positions(self.engine, self.md.instruments, self._books, venue, "the venue's")
+        else:
+            held = journal_positions(rebuild([*records, *report.records]).orders.values())
+            book_positions(self.engine, self.md.instruments, self._books, held, "the journal's")
         self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
         for line in report.lines():
             log.info("reconcile: %s", line)
@@ -662,75 +687,31 @@ class LiveSession:
                 len(report.diff),
             )
 
-    def _carry_positions(self, records: list[Record]) -> None:
-        """Book what the journal's fills left open into the new engine (the manual row)."""
-        assert self.engine is not None
-        instruments = self.md.instruments
-        for sym, (qty, avg) in carried_positions(rebuild(records).orders.values()).items():
-            iid = self._books.get(sym)
-            if iid is None:
-                log.warning(
-                    "live session: %s %s held from an earlier run, not traded here", qty, sym
-                )
-                continue
-            inst = instruments[iid]
-            lots, ticks = qty / inst.lot_size, avg / inst.tick_size
-            if lots != lots.to_integral_value():
-                log.warning("live session: %s %s is not a whole number of lots", qty, sym)
-                continue
-            self.engine.set_position(iid, int(lots), float(ticks))
-            log.info("live session: carried over %s %s at %s from the journal", qty, sym, avg)
+    def venue_positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """USD-M: the venue's one-way positions as last read or updated, symbol ->
+        (signed qty, entry price); empty for spot."""
+        ex = self.execution
+        if not isinstance(ex, BinanceFuturesExec):
+            return {}
+        return {
+            sym: (p.qty, p.entry_price) for (sym, side), p in ex.positions.items() if side == "BOTH"
+        }
+
+    def _on_account(self, update: AccountUpdate) -> None:
+        """A USD-M ACCOUNT_UPDATE: funding fees are journaled and summed per asset (the
+        engine's PnL does not include them: see `status().funding`)."""
+        if not update.funding_fee:
+            return
+        ts = update.recv_ts_ns or time.time_ns()
+        for b in update.balances:
+            self.funding[b.asset] = self.funding.get(b.asset, Decimal(0)) + b.change
+            data: dict[str, str | int] = {"asset": b.asset, "amount": format(b.change, "f")}
+            self._records.append(Marker("funding_fee", ts, data))
+            log.info("live session: funding fee %s %s", b.change, b.asset)
+        self._wake.set()
 
     # -- status ------------------------------------------------------------------------------
 
     def status(self) -> SessionStatus:
         """A snapshot for a UI or a status line."""
-        engine, orders = self.engine, self.orders
-        now = time.time_ns()
-        md = connection_status("market data", self.md, limiter=self.md.rest.limiter)
-        ex = connection_status(
-            "execution", self.execution, clock=self.execution.clock, limiter=self.execution.limiter
-        )
-        trading = "not started"
-        positions: tuple[tuple[str, int], ...] = ()
-        realized: tuple[tuple[str, float], ...] = ()
-        if engine is not None:
-            trading = TRADING_STATE_NAMES.get(int(engine.state.ctl[CK_TRADING_STATE]), "?")
-            pi = engine.state.pi
-            pf = engine.state.pf
-            positions = tuple((s, int(pi[:, i, PI_POS].sum())) for s, i in self._books.items())
-            realized = tuple(
-                (s, float(pf[:, i, PF_REALIZED].sum() - pf[:, i, PF_FEES].sum()))
-                for s, i in self._books.items()
-            )
-        counts = orders.counts if orders is not None else None
-        unknown = ()
-        if orders is not None:
-            unknown = tuple(
-                UnknownOrder(u.client_id, u.kind, u.symbol, (now - u.since_ns) / 1e9, u.reason)
-                for u in orders.unknown.values()
-            )
-        pending = self._reconcile_pending
-        return SessionStatus(
-            environment=self.environment,
-            running=self._running,
-            market_data=md,
-            execution=ex,
-            trading=trading,
-            reconcile_pending=tuple(pending.lines()) if pending is not None else (),
-            books_in_sync=tuple((s, self._in_sync.get(i, False)) for s, i in self._books.items()),
-            unknown=unknown,
-            inherited=tuple(self.inherited),
-            working=len(self.working_orders()),
-            sent=counts.sent if counts else 0,
-            orders=counts.orders if counts else 0,
-            acked=counts.acked if counts else 0,
-            fills=counts.fills if counts else 0,
-            rejected=counts.rejected if counts else 0,
-            refused_locally=counts.refused_locally if counts else 0,
-            canceled=counts.canceled if counts else 0,
-            positions=positions,
-            realized=realized,
-            journal_bytes=self.journal.size if self.journal is not None else 0,
-            error=self.error,
-        )
+        return build_status(self)
