@@ -545,6 +545,10 @@ class BinanceSpotExec(WsVenue):
 
     def _known_outcome(self, req: OrderRequest) -> ExecEvent | None:
         """What the tracker already knows about a request settled by a report."""
+        record = self.tracker.request(req.client_id)
+        if record is not None and record.in_place and record.result:
+            kind = "amended" if record.result == "amended" else "amend_rejected"
+            return replace(self._template(req, kind), reason="already reported")
         order = self.tracker.order(req.client_id)
         if order is None or req.kind not in ("new", "amend"):
             return None

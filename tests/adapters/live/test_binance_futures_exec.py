@@ -277,3 +277,24 @@ async def test_a_gtx_modified_to_take_is_canceled(replay: Replay) -> None:
         assert ev.kind == "amend_rejected"
         await eventually(lambda: ("canceled", "f-1") in kinds(events), 3.0, "the cancel")
         assert sb.matcher.open_orders(SYMBOL) == []
+
+
+async def test_a_modify_whose_reply_is_lost_is_settled_once(replay: Replay) -> None:
+    from adapters.live.sandbox_md import Faults
+
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await user_ready(cl, sb)
+        bid, _ = best(sb)
+        low = bid - D(50)
+        await cl.place(buy("f-1", low))
+        # The modify is carried out, then every WS-API socket is reset before the reply.
+        sb.faults = Faults(kill_ws_api_after=frozenset({sb.ws_api_requests + 1}))
+        await cl.amend(amend("f-2", "f-1", low - D(5)))
+        await eventually(lambda: ("amended", "f-2") in kinds(events), 5.0, "the amend")
+        await asyncio.sleep(0.5)  # the reconnection's status query finds nothing new
+        assert kinds(events).count(("amended", "f-2")) == 1
+        assert sb.ws_api_killed == 1
+        order = sb.matcher.open_by_client("f-1")
+        assert order is not None and order.price == low - D(5)
+        assert cl.tracker.request("f-2").settled  # type: ignore[union-attr]
