@@ -45,7 +45,9 @@ from adapters.live.venue_filters import VenueFilters
 from engine.codes import (
     LIQ_MAKER,
     LIQ_TAKER,
+    OF_FLATTEN,
     OF_POST_ONLY,
+    OF_REDUCE_ONLY,
     OT_MARKET,
     R_AMEND_REJECTED,
     R_AMENDED,
@@ -264,6 +266,9 @@ class LiveOrders:
             post_only=post_only and not market,
             price=price,
             qty=qty,
+            # Futures: a reduce-only or flatten order must not open a position if the
+            # venue's differs from the engine's (spot's parameters leave it out).
+            reduce_only=bool(out.flags & (OF_REDUCE_ONLY | OF_FLATTEN)),
         )
         why = self._refusal(req, out.inst)
         if why is not None:

@@ -24,7 +24,7 @@ from adapters.live.sandbox_futures import futures_replay
 from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from adapters.live.session import LiveSession
-from engine.commands import CMD_AMEND, Command
+from engine.commands import CMD_AMEND, CMD_FLATTEN, Command
 from tests.adapters.live.helpers import eventually
 from tests.adapters.live.leaks import API_KEY, API_SECRET
 from tests.adapters.live.session_helpers import SYMBOL, done, futures_session_for, position
@@ -168,9 +168,12 @@ async def test_an_amend_is_a_modify_that_keeps_the_client_id(
         assert order.venue_cid == "t-1" and sb.matcher.find("t-2", None) is None
         assert sb.method_counts.get("order.modify") == 1
         assert sb.method_counts.get("order.cancel", 0) == 0  # in place, not cancel-replace
+        # The answer is journaled by the next step (unsynced, as every venue answer).
+        await eventually(
+            lambda: rebuild(records(journal)).requests["t-2"].status == "ack", 5.0, "journal"
+        )
         rebuilt = rebuild(records(journal))
         assert (rebuilt.orders["t-1"].price, rebuilt.orders["t-1"].qty) == (new_price, D("0.002"))
-        assert rebuilt.requests["t-2"].status == "ack"
         await session.abort()  # a crash: the order stays open at the venue
         # The restart rebuilds the amended terms from the journal: they agree with the venue.
         second = futures_session_for(sb, journal, {"qty": QTY, "rounds": 0})
@@ -215,3 +218,18 @@ async def test_a_rejected_modify_leaves_the_old_terms(replay: Replay, tmp_path: 
         finally:
             await session.stop()
         assert sb.matcher.open_orders(SYMBOL) == []
+
+
+async def test_flatten_is_reduce_only_and_leaves_the_venue_flat(
+    replay: Replay, tmp_path: Path
+) -> None:
+    async with venue(replay) as sb:
+        session = await buy_and_hold(sb, tmp_path / "orders.journal")
+        try:
+            session.command(Command(CMD_FLATTEN))
+            await eventually(lambda: sb.positions[SYMBOL][0] == 0, 5.0, "flat at the venue")
+            await eventually(lambda: position(session) == 0, 5.0, "flat in the engine")
+            assert sb._reduce_only == {"t-2"}  # the flatten order went out reduceOnly=true
+            assert session.venue_positions()[SYMBOL][0] == 0
+        finally:
+            await session.stop()
