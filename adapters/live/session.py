@@ -53,12 +53,13 @@ from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.binance_spot_md import BinanceSpotMarketData
 from adapters.live.book_sync import SyncState
 from adapters.live.client_ids import ClientIdAllocator
-from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.exec_events import ExecEvent
 from adapters.live.order_journal import OrderJournal
-from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.order_records import Marker, Record
 from adapters.live.order_state import rebuild
 from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.session_env import Endpoints, Environment
+from adapters.live.session_inherited import cancel_requests, inherited_event
 from adapters.live.session_orders import LiveOrders, Prepared
 from adapters.live.session_positions import book_positions, journal_positions, with_venue_positions
 from adapters.live.session_reconcile import BinanceQueries, ReconcileReport, reconcile
@@ -112,6 +113,8 @@ class LiveSession:
     Args:
         market_data: the market data client (its `on_events` is taken over).
         execution: the execution client (its `on_exec` is taken over).
+        extra_market_data: more market data clients whose rows go to the engine too (USD-M's
+            `/market` route: trades); same symbols, so the same instrument ids.
         strategy_cls, instances: the strategy and its instances' parameters.
         config: the engine configuration (`live` is forced on).
         journal_path: the order journal (created, or replayed and reconciled).
@@ -124,6 +127,7 @@ class LiveSession:
         market_data: BinanceSpotMarketData,
         execution: BinanceSpotExec,
         *,
+        extra_market_data: Sequence[BinanceSpotMarketData] = (),
         strategy_cls: type | None = None,
         instances: list[dict[str, Any]] | None = None,
         config: EngineConfig | None = None,
@@ -132,6 +136,7 @@ class LiveSession:
         options: SessionOptions | None = None,
     ) -> None:
         self.md = market_data
+        self.md_extra = list(extra_market_data)
         self.execution = execution
         self.strategy_cls = strategy_cls
         self.instances = instances
@@ -167,6 +172,7 @@ class LiveSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_now = 0
         self._pushed_at = 0
+        self._pushed_ts = 0
         self._started = False
         self._running = False
         self._closed = False
@@ -213,8 +219,9 @@ class LiveSession:
         **kwargs: Any,
     ) -> LiveSession:
         client_kw = {k: kwargs.pop(k) for k in _CLIENT_ARGS if k in kwargs}
-        md, ex = make(endpoints, symbols, **client_kw)
-        return cls(md, ex, environment=endpoints.environment, **kwargs)
+        md, ex, *extra = make(endpoints, symbols, **client_kw)
+        env = endpoints.environment
+        return cls(md, ex, extra_market_data=extra, environment=env, **kwargs)
 
     @property
     def futures(self) -> bool:
@@ -259,6 +266,10 @@ class LiveSession:
             iid = md.instrument_of(sym)[0]
             self._books[sym] = iid
             self._in_sync[iid] = False
+        for extra in self.md_extra:  # its rows must name the same instruments
+            await extra.load_instruments()
+            if any(extra.instrument_of(s)[0] != self._books[s] for s in self.symbols):
+                raise CockpitError(f"{extra!r}: instrument ids differ from the book client's")
         engine = LiveEngine(
             md.instruments,
             self.strategy_cls,
@@ -307,6 +318,9 @@ class LiveSession:
         )
         md.on_events = self._on_md_rows
         await md.start()
+        for extra in self.md_extra:
+            extra.on_events = self._on_md_rows
+            await extra.start()
         self._stepper = asyncio.create_task(self._step_loop(), name="live-session:step")
 
     async def stop(self, *, cancel: bool = True) -> None:
@@ -359,7 +373,8 @@ class LiveSession:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        await self.md.stop()
+        for md in (self.md, *self.md_extra):
+            await md.stop()
         await self.execution.stop()
         journal = self.journal
         if journal is None:
@@ -412,14 +427,9 @@ class LiveSession:
         """Cancel the open orders inherited from an earlier run; returns requests sent."""
         if not self.inherited or self.orders is None or self.journal is None:
             return 0
-        now = time.time_ns()
-        prepared = []
-        for venue_cid, (root, symbol) in self.inherited.items():
-            cid = self.orders.ids.next()
-            req = OrderRequest("cancel", cid, symbol, orig_client_id=venue_cid)
-            intent = Intent("cancel", cid, symbol, now, orig_client_id=root)
-            prepared.append(Prepared(req, intent, -1))
-            self._inherited_cancels[cid] = venue_cid
+        prepared = cancel_requests(
+            self.inherited, self._inherited_cancels, self.orders.ids, time.time_ns()
+        )
         try:
             self._flush_records()
             self.journal.append_batch([p.intent for p in prepared])
@@ -448,7 +458,14 @@ class LiveSession:
         self.timings.add("decode", t - int(rows[0]["ts_local"]))
         self._sync_books(rows)
         assert self.engine is not None
+        last = self._pushed_ts
+        if self.md_extra and int(rows[0]["ts_local"]) < last:
+            # Two connections (USD-M books and trades) each stamp in order, but a frame one
+            # of them held (a rotation overlap) may be older than what the other pushed.
+            rows = rows.copy()
+            rows["ts_local"] = np.maximum(rows["ts_local"], last)
         self.engine.push_events(rows)
+        self._pushed_ts = int(rows[-1]["ts_local"])
         self._pushed_at = perf_counter_ns()
         self._wake.set()
 
@@ -599,37 +616,8 @@ class LiveSession:
         self._wake.set()
 
     def _foreign(self, ev: ExecEvent) -> list[Record]:
-        """An event about an order this run did not place: inherited ones are journaled
-        under their journal id; anything else is only noted."""
-        ts = ev.recv_ts_ns or time.time_ns()
-        if ev.kind == "cancel_rejected" and ev.client_id in self._inherited_cancels:
-            del self._inherited_cancels[ev.client_id]
-            return [Reply(ev.client_id, "reject", ts, code=ev.code, message=ev.message[:200])]
-        entry = self.inherited.get(ev.client_id)
-        if entry is None:
-            return [Marker("foreign_event", ts, {"client_id": ev.client_id, "kind": ev.kind})]
-        root, _ = entry
-        if ev.kind == "fill" and ev.qty is not None and ev.price is not None:
-            return [
-                Event(
-                    root,
-                    "trade",
-                    ts,
-                    venue_order_id=ev.venue_order_id,
-                    trade_id=ev.trade_id or f"{ev.venue_order_id}-{ev.cum_qty}",
-                    last_qty=format(ev.qty, "f"),
-                    last_price=format(ev.price, "f"),
-                )
-            ]
-        if ev.kind in ("canceled", "expired"):
-            del self.inherited[ev.client_id]
-            out: list[Record] = [Event(root, ev.kind, ts, venue_order_id=ev.venue_order_id)]  # type: ignore[arg-type]
-            for cancel_cid, target in list(self._inherited_cancels.items()):
-                if target == ev.client_id:
-                    del self._inherited_cancels[cancel_cid]
-                    out.append(Reply(cancel_cid, "ack", ts, venue_order_id=ev.venue_order_id))
-            return out
-        return []
+        """An event about an order this run did not place (`session_inherited`)."""
+        return inherited_event(ev, self.inherited, self._inherited_cancels)
 
     def _flush_records(self) -> None:
         """Journal the venue's answers received since the last step (not synced: the next

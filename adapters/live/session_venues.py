@@ -5,9 +5,10 @@
 
 - `binance-spot`: `BinanceSpotMarketData` (`<md_ws>/stream`, REST `/api/v3`) and
   `BinanceSpotExec` (`/ws-api/v3`; amends are cancel-replace, a new client id).
-- `binance-usdm`: `BinanceFuturesMarketData` on the `/public` route (depth and bookTicker:
-  what the engine's book needs; the `/market` route's aggTrades are not wired into the
-  session) and `BinanceFuturesExec` (`/ws-fapi/v1`, the listenKey user stream at
+- `binance-usdm`: `BinanceFuturesMarketData` twice, as Binance splits the routes: books
+  and quotes on `/public` (the session's main market data client: book sync, status) and
+  aggTrades on `/market` (an extra client: its rows go to the engine too), and
+  `BinanceFuturesExec` (`/ws-fapi/v1`, the listenKey user stream at
   `<user_ws>/<listenKey>`, positions by REST; amends are `order.modify`, in place). The
   positions are read by the session at start (`fetch_positions`), not by the client.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.live.binance_futures_exec import BinanceFuturesExec
-from adapters.live.binance_futures_md import BinanceFuturesMarketData
+from adapters.live.binance_futures_md import BinanceFuturesMarketData, futures_market_data
 from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.binance_spot_md import BinanceSpotMarketData
 from adapters.live.session_env import Endpoints
@@ -60,20 +61,17 @@ def binance_usdm_clients(
     md_config: WsConfig | None = None,
     exec_config: WsConfig | None = None,
     resolve_after: float = 2.0,
-) -> tuple[BinanceFuturesMarketData, BinanceFuturesExec]:
-    """Market data (`/public` route) and execution clients for Binance USD-M futures.
+) -> tuple[BinanceFuturesMarketData, BinanceFuturesExec, BinanceFuturesMarketData]:
+    """Market data (`/public`: books, quotes), execution, and trades (`/market`) clients
+    for Binance USD-M futures.
 
     Raises:
         UsageError: `endpoints` are not USD-M's (no user data stream base).
     """
     if endpoints.venue != "binance-usdm" or not endpoints.user_ws:
         raise UsageError("USD-M futures needs USD-M endpoints: endpoints_for(url, 'binance-usdm')")
-    md = BinanceFuturesMarketData(
-        symbols,
-        route="public",
-        ws_url=endpoints.md_ws,
-        rest_url=endpoints.rest,
-        config=md_config,
+    md, trades = futures_market_data(
+        symbols, ws_url=endpoints.md_ws, rest_url=endpoints.rest, config=md_config
     )
     ex = BinanceFuturesExec(
         api_key=api_key,
@@ -86,4 +84,4 @@ def binance_usdm_clients(
         resolve_after=resolve_after,
         read_positions=False,  # the session reads them before it reconciles
     )
-    return md, ex
+    return md, ex, trades

@@ -80,6 +80,9 @@ async def test_a_futures_session_trades_and_its_position_is_the_venues(
         session = await buy_and_hold(sb, journal)
         try:
             assert session.futures and session.environment == "sandbox"
+            (trades,) = session.md_extra  # the /market route: aggTrades reach the engine
+            assert trades.route == "market"
+            await eventually(lambda: trades.status().messages > 2, 5.0, "aggTrades")
             assert position(session) == QTY
             assert sb.positions[SYMBOL][0] == D("0.001")
             assert session.venue_positions()[SYMBOL][0] == D("0.001")  # from ACCOUNT_UPDATE
