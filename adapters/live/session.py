@@ -28,7 +28,12 @@ The flow (one event loop, one thread):
 - Start and restart: `session_reconcile.reconcile` compares the journal (empty or not)
   with the venue before the market data starts; a mismatch or an order the journal does not
   know halts trading (`CMD_HALT`) until `acknowledge_reconcile()` (`CMD_RESUME`). Client
-  ids continue after the highest in the journal.
+  ids continue after the highest in the journal. Positions (`session_positions`): spot
+  carries what the journal's fills left open; USD-M books the venue's (positionRisk, read
+  first), and a difference from the journal is one more mismatch.
+- USD-M (`session_venues`): books and quotes on the `/public` route, trades on `/market`
+  (a second market data client), amends as `order.modify` in place, funding fees
+  journaled (`funding_fee` markers) and summed in `status().funding`.
 
 `status()` is a snapshot for a UI; `timings` holds the hot path's section times.
 """
