@@ -4,11 +4,14 @@
     cockpit live --url ws://127.0.0.1:PORT --symbol BTCUSDT \
         --strategy tests/adapters/live/touch_strategy.py --param qty=100
 
-The URL picks the venue (adapters/live/session_env.py): loopback is the sandbox, Binance's
-spot testnet is the testnet, Binance (or no --url) is the real venue, which also needs
-`--confirm-live`. A status line is printed every `--status-every` seconds. Ctrl-C (or
-SIGTERM, or `--duration`) halts the strategy, cancels every order the session placed (and
-those of an earlier run found open at the start), waits for the venue, then exits.
+`--venue` picks the API (binance-spot, the default, or binance-usdm: USD-M futures, whose
+positions are read from the venue at the start and booked into the engine) and the URL the
+world (adapters/live/session_env.py): loopback is the sandbox (`cockpit sandbox --venue`
+the same), Binance's testnet is the testnet, Binance (or no --url) is the real venue,
+which also needs `--confirm-live`. A status line is printed every `--status-every`
+seconds. Ctrl-C (or SIGTERM, or `--duration`) halts the strategy, cancels every order the
+session placed (and those of an earlier run found open at the start), waits for the
+venue, then exits.
 
 Credentials come from `--key-file`, `COCKPIT_BINANCE_KEY_FILE` or `COCKPIT_BINANCE_API_KEY`
 with `..._API_SECRET` / `..._PRIVATE_KEY_FILE` (adapters/live/secrets.py); they are never
@@ -44,7 +47,8 @@ from typing import Any, TextIO
 from adapters.live import event_loop
 from engine.errors import CockpitError, UsageError
 
-VENUES = ("binance-spot",)
+VENUES = ("binance-spot", "binance-usdm")
+"""`session_env.VENUES` (kept here so building the parser imports no adapter)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -58,10 +62,15 @@ def add_parser(subparsers: Any) -> None:
             "cancels every order and exits."
         ),
     )
-    p.add_argument("--venue", choices=VENUES, default="binance-spot", help="venue API")
+    p.add_argument(
+        "--venue",
+        choices=VENUES,
+        default="binance-spot",
+        help="venue API: binance-spot (default) or binance-usdm (USD-M futures)",
+    )
     p.add_argument(
         "--url",
-        help="venue: ws://127.0.0.1:PORT (the sandbox), Binance's spot testnet, or "
+        help="venue: ws://127.0.0.1:PORT (the sandbox), Binance's spot or USD-M testnet, or "
         "Binance (the default; real money, needs --confirm-live)",
     )
     p.add_argument("--symbol", action="append", required=True, help="symbol (repeatable)")
@@ -180,7 +189,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise UsageError("--status-every must be positive")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
-    endpoints = endpoints_for(args.url)
+    endpoints = endpoints_for(args.url, args.venue)
     if endpoints.environment == "live" and not args.confirm_live:
         raise UsageError(
             "this trades on the real Binance with real money: add --confirm-live (or give "
@@ -199,7 +208,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         out.write(
             f"cockpit live: {endpoints.environment.upper()} {args.venue} {', '.join(symbols)}\n"
-            f"  market data {endpoints.md_ws}  orders {endpoints.ws_api}\n"
+            f"  market data {endpoints.md_ws}  orders {endpoints.ws_api}"
+            + (f"  user data {endpoints.user_ws}" if endpoints.user_ws else "")
+            + "\n"
             f"  {key_note}\n  journal {journal}\n"
             f"  strategy {cls.__name__} x {len(instances)}\n"
         )
@@ -230,7 +241,7 @@ def _session(
     """The LiveSession the arguments describe (not started)."""
     from adapters.live.session import LiveSession, SessionOptions
 
-    return LiveSession.binance_spot(
+    return LiveSession.for_venue(
         endpoints,
         symbols,
         api_key=api_key,
@@ -259,7 +270,12 @@ async def _start(args: argparse.Namespace, session: Any, out: TextIO, *, ui: boo
         out.write("reconciliation with the venue:\n")
         for line in report.lines():
             out.write(f"  {line}\n")
-    if report is not None and report.journal_positions:
+    if session.futures:
+        held = ", ".join(
+            f"{sym} {qty.normalize():+f}" for sym, (qty, _) in session.venue_positions().items()
+        )
+        out.write(f"the venue's positions: {held or 'flat'} (booked into the engine)\n")
+    elif report is not None and report.journal_positions:
         held = ", ".join(f"{sym} {qty.normalize():+f}" for sym, qty in report.journal_positions)
         out.write(
             f"the journal's fills add up to {held}; the engine starts flat (it does not "

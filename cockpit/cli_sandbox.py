@@ -8,6 +8,12 @@ model (adapters/live/sandbox_exec.py). It prints its URL and the sandbox's own t
 key and secret: they open this loopback sandbox and nothing else (`cockpit live --url URL`
 uses them by itself when no key is configured).
 
+`--venue binance-usdm` serves the same market as Binance USD-M futures instead
+(adapters/live/sandbox_futures_exec.py: `/public/stream` and `/market/stream`, `/fapi/v1`,
+the WebSocket API at `/ws-fapi/v1` with `order.modify`, the listenKey user stream at
+`/private/ws/<key>`, positions at `/fapi/v3/positionRisk`), for `cockpit live --venue
+binance-usdm`.
+
 A Binance spot capture replays from its REST snapshot line; any other data file the
 project reads (`cockpit data inspect` lists them) replays as the messages Binance would
 have sent for its events. The replay starts with the first subscription and the server
@@ -40,6 +46,12 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--data", nargs="+", required=True, metavar="FILE", help="recorded data")
+    p.add_argument(
+        "--venue",
+        choices=("binance-spot", "binance-usdm"),
+        default="binance-spot",
+        help="venue API to speak: binance-spot (default) or binance-usdm (USD-M futures)",
+    )
     p.add_argument("--port", type=int, default=0, help="port (default: one the OS picks)")
     p.add_argument(
         "--faults",
@@ -114,26 +126,54 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     account = SandboxAccount(SANDBOX_API_KEY, secret=SANDBOX_API_SECRET)
-    async with SandboxVenue(
+    usdm = getattr(args, "venue", "binance-spot") == "binance-usdm"
+    cls: type[SandboxVenue] = SandboxVenue
+    if usdm:
+        from adapters.live.sandbox_futures import futures_replay
+        from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
+
+        replay, cls = futures_replay(replay), SandboxFuturesVenue
+    async with cls(
         replay, account=account, speed=args.speed, faults=args.faults, port=args.port
     ) as sb:
         symbols = ", ".join(replay.specs)
+        if usdm:
+            assert isinstance(sb, SandboxFuturesVenue)
+            routes = (
+                f"  market data  {sb.ws_url}/public/stream, /market/stream   "
+                f"REST {sb.rest_url}/fapi/v1/...\n"
+                f"  orders       {sb.ws_api_url}   user data {sb.user_ws_url}/<listenKey>\n"
+            )
+        else:
+            routes = (
+                f"  market data  {sb.ws_url}/stream   REST {sb.rest_url}/api/v3/...\n"
+                f"  orders       {sb.ws_api_url}\n"
+            )
+        venue_arg = " --venue binance-usdm" if usdm else ""
         out.write(
             f"sandbox venue at {sb.ws_url} ({symbols}; {len(replay.messages):,} messages at "
-            f"speed {args.speed:g}{'; faults ' + args.faults if args.faults else ''})\n"
-            f"  market data  {sb.ws_url}/stream   REST {sb.rest_url}/api/v3/...\n"
-            f"  orders       {sb.ws_api_url}\n"
-            f"  test API key    {SANDBOX_API_KEY}\n"
+            f"speed {args.speed:g}{'; faults ' + args.faults if args.faults else ''}"
+            f"{'; USD-M futures' if usdm else ''})\n"
+            + routes
+            + f"  test API key    {SANDBOX_API_KEY}\n"
             f"  test API secret {SANDBOX_API_SECRET}\n"
             "  (the sandbox's own test account: it opens this loopback sandbox only)\n"
-            f"  e.g. cockpit live --url {sb.ws_url} --symbol {next(iter(replay.specs))} "
+            f"  e.g. cockpit live{venue_arg} --url {sb.ws_url} "
+            f"--symbol {next(iter(replay.specs))} "
             "--strategy STRATEGY.py\n"
             "Ctrl-C stops it.\n"
         )
         out.flush()
         await stop.wait()
+        held = ""
+        if usdm:
+            assert isinstance(sb, SandboxFuturesVenue)
+            open_pos = [f"{s} {q.normalize():f}" for s, (q, _) in sb.positions.items() if q]
+            held = f", positions {', '.join(open_pos) or 'flat'}"
+        open_orders = sum(len(sb.matcher.open_orders(sym)) for sym in replay.specs)
         out.write(
             f"sandbox stopped: {sb.messages_sent:,} messages replayed, "
-            f"{sb.method_counts.get('order.place', 0):,} orders received\n"
+            f"{sb.method_counts.get('order.place', 0):,} orders received, "
+            f"{open_orders} open{held}\n"
         )
         out.flush()

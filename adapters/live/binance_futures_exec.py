@@ -6,10 +6,16 @@ UNKNOWN outcomes settled by `order.status`, fills deduplicated by trade id throu
 
 - Requests on `wss://ws-fapi.binance.com/ws-fapi/v1`: `order.place` with
   `futures_order_params` (reduceOnly, post-only = LIMIT/GTX), `order.cancel` (futures has
-  no cancel-request id: the reply names the order by its own `clientOrderId`). Amends:
-  `order.modify` is documented (Binance "Modify Order (TRADE)", LIMIT only, keeps the
-  client id, loses queue priority) but not wired here yet: `amend()` raises UsageError (see
-  the notes, "Not done").
+  no cancel-request id: the reply names the order by its own `clientOrderId`), and
+  `order.modify` for amends (Binance "Modify Order (TRADE)": LIMIT only, price and quantity
+  both sent, the order keeps its client id and loses its queue priority). The amend
+  request's own client id is ours only (the journal's and the tracker's key): the order is
+  amended *in place* (`OrderTracker.expect(req, in_place=True)`); the reply, or the
+  ORDER_TRADE_UPDATE with execution type AMENDMENT, reports `amended` with the new terms; an
+  error reply (e.g. -5027 "No need to modify the order.", -2013 order does not exist)
+  reports `amend_rejected` and the order keeps its terms; a modify the venue answers with a
+  CANCELED/EXPIRED order (a partly filled order modified to at most its executed quantity,
+  a GTX that would take) reports the order's end and `amend_rejected`.
 - User data does not come on the API connection: `userDataStream.start` (API key, unsigned)
   returns a listenKey, whose stream `<user_ws_url>/<listenKey>` is read by a second
   `WsVenue` (`_UserStream`, so reconnection with backoff is shared). The key is kept alive
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar, Final
@@ -46,6 +52,7 @@ from typing import Any, ClassVar, Final
 import orjson
 
 from adapters.binance_ws import VENUE_USDM
+from adapters.live.binance_exec_messages import dec, str_or_none
 from adapters.live.binance_futures_messages import (
     AccountUpdate,
     Position,
@@ -57,9 +64,10 @@ from adapters.live.binance_futures_messages import (
 from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.correlation import Outcome
 from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.exec_tracker import TrackedRequest
 from adapters.live.http import RestClient
 from adapters.live.secrets import VenueRequestError, redact
-from adapters.live.signing import signed_query
+from adapters.live.signing import format_value, signed_query
 from adapters.live.venue_filters import VenueFilters
 from adapters.live.ws_venue import ParseError, WsVenue, _Connection
 from engine.errors import DataError, UsageError
@@ -109,6 +117,7 @@ class BinanceFuturesExec(BinanceSpotExec):
     """
 
     venue: ClassVar[str] = VENUE_USDM
+    amends_in_place: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -179,9 +188,85 @@ class BinanceFuturesExec(BinanceSpotExec):
         return self._settle(req, reply)
 
     async def amend(self, req: OrderRequest) -> ExecEvent:
-        """Not done: `order.modify` keeps the order's client id, which the tracker's amend
-        (a new client id) does not model yet. Cancel and place instead."""
-        raise UsageError("BinanceFuturesExec.amend: not implemented (cancel, then place)")
+        """Modify the order `req.orig_client_id` in place to `req.price` / `req.qty` (the
+        new total) with `order.modify`. Returns amended, amend_rejected or unknown."""
+        if req.kind != "amend":
+            raise UsageError(f"amend() takes an amend request, got a {req.kind} request")
+        if req.type != "limit":
+            raise UsageError("amend(): order.modify changes LIMIT orders only")
+        self.tracker.expect(req, in_place=True)
+        refused = self._refused_locally(req)
+        if refused is not None:
+            return refused
+        params = {
+            "symbol": req.symbol,
+            "origClientOrderId": req.orig_client_id,
+            "side": "BUY" if req.side == "buy" else "SELL",
+            "quantity": format_value("quantity", req.qty),
+            "price": format_value("price", req.price),
+        }
+        reply = await self._call("order.modify", params)
+        return self._settle(req, reply)
+
+    def _settle_amend(self, req: OrderRequest, r: Mapping[str, Any]) -> ExecEvent:
+        """order.modify answered with the order: amended, or ended by the modify."""
+        status = str(r.get("status", ""))
+        vid = str_or_none(r.get("orderId"))
+        if status in ("CANCELED", "EXPIRED"):
+            assert req.orig_client_id is not None
+            end = ExecEvent(
+                "canceled" if status == "CANCELED" else "expired",
+                req.orig_client_id,
+                symbol=req.symbol,
+                venue_order_id=vid,
+                reason=f"order.modify: {status}",
+                recv_ts_ns=self._now_ns(),
+            )
+            self.tracker.offer(end)
+            return self._offer_first(
+                replace(
+                    self._template(req, "amend_rejected"),
+                    message=f"the venue ended the order ({status})",
+                )
+            )
+        try:
+            price, qty = dec(r["price"]), dec(r["origQty"])
+        except (KeyError, TypeError, ParseError):
+            price, qty = req.price, req.qty  # an ack without the terms: ours were applied
+        return self._offer_first(
+            replace(
+                self._template(req, "amended"),
+                venue_order_id=vid,
+                price=price,
+                qty=qty,
+                venue_ts_ms=r.get("updateTime"),
+                reason="order.modify",
+            )
+        )
+
+    async def _resolve_once(self, req: TrackedRequest) -> None:
+        """An in-place amend with no answer: the order's terms at the venue tell."""
+        if not (req.kind == "amend" and req.in_place):
+            await super()._resolve_once(req)
+            return
+        assert req.target is not None
+        st = await self._query_status(req.symbol, req.target)
+        facts = await self._facts(req.target, st) if st is not None else []
+        now = self._now_ns()
+        base = ExecEvent(
+            "amended",
+            req.client_id,
+            symbol=req.symbol,
+            orig_client_id=req.target,
+            venue_order_id=st.venue_order_id if st is not None else None,
+            recv_ts_ns=now,
+        )
+        if st is not None and st.price == req.price and st.qty == req.qty:
+            facts.append(replace(base, price=st.price, qty=st.qty, reason="order.status"))
+        else:
+            why = "the order does not exist" if st is None else f"order is {st.status}"
+            facts.append(replace(base, kind="amend_rejected", code=None, message=why))
+        self.tracker.resolve(req.client_id, st.status if st else "not found", facts)
 
     async def fetch_positions(self) -> list[Position]:
         """Open positions from `GET /fapi/v3/positionRisk` (signed); also stored.

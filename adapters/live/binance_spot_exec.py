@@ -130,6 +130,9 @@ class BinanceSpotExec(WsVenue):
     """
 
     venue: ClassVar[str] = VENUE_SPOT
+    amends_in_place: ClassVar[bool] = False
+    """False: an amend is a new order under the amend's client id (cancel-replace); True:
+    the order is modified and keeps its id (USD-M order.modify)."""
     rotate_after: ClassVar[float | None] = 23.5 * 3600
     connect_budget: ClassVar[tuple[int, float]] = (300, 300.0)
 
@@ -468,8 +471,7 @@ class BinanceSpotExec(WsVenue):
                 if req.kind == "cancel":
                     return self._offer_first(canceled_event(result, self._now_ns()))
                 if req.kind == "amend":
-                    r = result if isinstance(result, dict) else {}
-                    return self._settle_cancel_replace(req, r, None, None)
+                    return self._settle_amend(req, result if isinstance(result, dict) else {})
                 if isinstance(result, list):
                     events = self._settle_cancel_all(req, result)
                     return events[0] if events else self._template(req, "canceled")
@@ -493,6 +495,10 @@ class BinanceSpotExec(WsVenue):
             venue_ts_ms=r.get("transactTime"),
             reason=how,
         )
+
+    def _settle_amend(self, req: OrderRequest, r: Mapping[str, Any]) -> ExecEvent:
+        """The outcome of a successful amend reply (spot: order.cancelReplace's)."""
+        return self._settle_cancel_replace(req, r, None, None)
 
     def _settle_cancel_replace(
         self, req: OrderRequest, data: Mapping[str, Any], code: Any, msg: Any
@@ -574,6 +580,10 @@ class BinanceSpotExec(WsVenue):
 
     def _known_outcome(self, req: OrderRequest) -> ExecEvent | None:
         """What the tracker already knows about a request settled by a report."""
+        record = self.tracker.request(req.client_id)
+        if record is not None and record.in_place and record.result:
+            kind = "amended" if record.result == "amended" else "amend_rejected"
+            return replace(self._template(req, kind), reason="already reported")
         order = self.tracker.order(req.client_id)
         if order is None or req.kind not in ("new", "amend"):
             return None

@@ -17,6 +17,11 @@ emits what is new:
   by the venue client's status query (`resolve`): a `resolved` event, then the facts.
 - The new order of an amend (cancel-replace) is its request: a reject of it is reported
   as `amend_rejected`, its ack is preceded by `amended`.
+- An amend *in place* (`expect(req, in_place=True)`: Binance USD-M `order.modify`, which
+  keeps the order's client id) creates no order: its outcome is `amended` or
+  `amend_rejected` under the request's id, and the venue's report of the amendment (an
+  `amended` event under the *order's* id) settles the oldest pending in-place amend of that
+  order (or is a repeat of what its reply said). The order's terms follow.
 
 It is venue-neutral and does no I/O: the venue client calls it on its event loop.
 """
@@ -75,6 +80,11 @@ class TrackedRequest:
     """What settled it (the venue's status, the report that proved it)."""
     result: str = ""
     """For cancel and amend requests: 'amended' or 'failed' once reported."""
+    in_place: bool = False
+    """An amend that changes its target in place (the order keeps its client id)."""
+    price: Decimal | None = None
+    qty: Decimal | None = None
+    """The terms an in-place amend asks for (to judge a status query against)."""
 
 
 class OrderTracker:
@@ -97,9 +107,9 @@ class OrderTracker:
 
     # -- registration ------------------------------------------------------------------
 
-    def expect(self, req: OrderRequest) -> None:
-        """Register a request before it is sent (a new order or amend also registers the
-        order it creates).
+    def expect(self, req: OrderRequest, *, in_place: bool = False) -> None:
+        """Register a request before it is sent (a new order or a cancel-replace amend
+        also registers the order it creates; an `in_place` amend creates none).
 
         Raises:
             UsageError: the client id was used before (ids are never reused: a second
@@ -107,12 +117,19 @@ class OrderTracker:
         """
         if req.client_id in self.requests or req.client_id in self.orders:
             raise UsageError(f"client id {req.client_id!r} was already used")
-        if req.kind in ("new", "amend"):
+        in_place = in_place and req.kind == "amend"
+        if req.kind == "new" or (req.kind == "amend" and not in_place):
             self.orders[req.client_id] = TrackedOrder(
                 req.client_id, req.symbol, req.side, req.price, req.qty
             )
         self.requests[req.client_id] = TrackedRequest(
-            req.client_id, req.kind, req.symbol, req.orig_client_id
+            req.client_id,
+            req.kind,
+            req.symbol,
+            req.orig_client_id,
+            in_place=in_place,
+            price=req.price if in_place else None,
+            qty=req.qty if in_place else None,
         )
         self._prune()
 
@@ -193,6 +210,8 @@ class OrderTracker:
         try:
             if ev.kind in _ORDER_KINDS:
                 self._order_fact(ev)
+            elif ev.kind == "amended" and self._amended_in_place(ev):
+                pass
             elif ev.kind in ("cancel_rejected", "amend_rejected", "amended"):
                 self._request_fact(ev)
             else:
@@ -263,6 +282,26 @@ class OrderTracker:
                     self.settle(r.client_id, ev.reason or "CANCELED")
         self._emit(ev)
 
+    def _amended_in_place(self, ev: ExecEvent) -> bool:
+        """An `amended` report under an order's own id (the venue amended it in place):
+        settle the oldest pending in-place amend of it. False when `ev` is not one."""
+        order = self.orders.get(ev.client_id)
+        own = self.requests.get(ev.client_id)
+        if order is None or (own is not None and own.kind == "amend"):
+            return False  # not an order, or a cancel-replace's new order: a request fact
+        if ev.price is not None:
+            order.price = ev.price
+        if ev.qty is not None:
+            order.qty = ev.qty
+        for req in self.requests.values():
+            if req.in_place and req.target == ev.client_id and not req.result:
+                self._request_fact(
+                    dataclasses.replace(ev, client_id=req.client_id, orig_client_id=ev.client_id)
+                )
+                return True
+        self.duplicates += 1  # the modify's reply said it first (or another session did it)
+        return True
+
     def _ack(self, order: TrackedOrder, ev: ExecEvent) -> None:
         """Emit the order's ack (the given one, or one made from a later fact)."""
         req = self.requests.get(order.client_id)
@@ -322,6 +361,11 @@ class OrderTracker:
             return
         self.settle(ev.client_id, ev.reason or ev.kind)
         req.result = result
+        if req.in_place and ev.kind == "amended":
+            target = self.orders.get(req.target or "")
+            if target is not None:
+                target.price = ev.price if ev.price is not None else target.price
+                target.qty = ev.qty if ev.qty is not None else target.qty
         if ev.kind == "amend_rejected":
             order = self.orders.get(ev.client_id)
             if order is not None and not order.ended:

@@ -77,15 +77,16 @@ _WEIGHTS: Final = {
     "order.place": 1,
     "order.cancel": 1,
     "order.cancelReplace": 1,
+    "order.modify": 1,
     "openOrders.cancelAll": 1,
     "openOrders.status": 6,
     "order.status": 4,
     "myTrades": 20,
 }
-_ORDER_METHODS: Final = frozenset({"order.place", "order.cancelReplace"})
+_ORDER_METHODS: Final = frozenset({"order.place", "order.cancelReplace", "order.modify"})
 """Methods that count against the ORDERS limits."""
 _TRADING: Final = frozenset(
-    {"order.place", "order.cancel", "order.cancelReplace", "openOrders.cancelAll"}
+    {"order.place", "order.cancel", "order.cancelReplace", "order.modify", "openOrders.cancelAll"}
 )
 """Methods whose replies and events `delay_ack` holds back."""
 _SIGNED: Final = frozenset(
@@ -93,6 +94,7 @@ _SIGNED: Final = frozenset(
         "order.place",
         "order.cancel",
         "order.cancelReplace",
+        "order.modify",
         "openOrders.cancelAll",
         "openOrders.status",
         "order.status",

@@ -16,13 +16,23 @@
   `R` reduce-only, `ps` BOTH), and after each fill an `ACCOUNT_UPDATE` (reason ORDER: the
   USDT wallet net of commission, the symbol's one-way position). `push_funding(amount)`
   sends a FUNDING_FEE update.
+- `order.modify` (LIMIT orders, by origClientOrderId or orderId; side, quantity and price
+  all required): the order keeps its client id and order id, moves to the new terms in the
+  engine (`EngineMatcher.amend`: it loses its queue place) and an ORDER_TRADE_UPDATE with
+  execution type AMENDMENT follows; as Binance documents, a partly filled order modified
+  to at most its executed quantity, or a GTX order whose new price would take, is canceled
+  instead. Errors: -2013 'Order does not exist.' (unknown or no longer open), -5027 'No
+  need to modify the order.' (same price and quantity; the code and text are the brief's,
+  not verified on a Binance page), -1013 with the filter's message (PRICE_FILTER /
+  LOT_SIZE...: the order is kept). Not emulated: a non-GTX modify to a price that would
+  take (Binance re-queues and matches it); the sandbox refuses it with -1020.
 - `GET /fapi/v3/positionRisk` (signed in the query; the API key header is not checked,
   `serve_rest` does not see headers): the open positions, seeded with `positions=`.
 - Fault `listenkey_silent=N` (see `sandbox_md.Faults`): after N user events the key expires
   silently.
 
 Not emulated: hedge mode (LONG/SHORT), margin, leverage, liquidations, mark price,
-`order.modify`, the key's 60-minute expiry without keepalives.
+the key's 60-minute expiry without keepalives, the 10,000-modifications-per-order cap.
 """
 
 from __future__ import annotations
@@ -39,13 +49,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from adapters.live.exec_events import OrderRequest
 from adapters.live.sandbox_auth import ApiError, check_timing
-from adapters.live.sandbox_exec import SandboxVenue, _Session
+from adapters.live.sandbox_exec import SandboxVenue, _decimal, _Session
 from adapters.live.sandbox_futures import SandboxFutures
+from adapters.live.sandbox_json import execution_report, order_json
 from adapters.live.sandbox_matching import fmt8
 from adapters.live.sandbox_md import RestError
 from adapters.live.sandbox_replay import Replay
 from adapters.live.signing import ws_payload
+from engine.codes import R_AMEND_WOULD_CROSS
 
 WS_FAPI_PATH: Final = "/ws-fapi/v1"
 USER_PATH: Final = "/private/ws"
@@ -281,6 +294,46 @@ class SandboxFuturesVenue(SandboxVenue, SandboxFutures):
         r["clientOrderId"] = r.pop("origClientOrderId")
         return r
 
+    def _futures_modify(self, session: _Session, p: dict, frames: list[dict]) -> Any:
+        order = self._target(p, "origClientOrderId", "orderId")
+        for name in ("side", "quantity", "price"):
+            if p.get(name) is None:
+                raise ApiError(
+                    400,
+                    -1102,
+                    f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+                )
+        if order is None or not order.open:
+            raise ApiError(400, -2013, "Order does not exist.")
+        if p["side"] != order.side:
+            raise ApiError(400, -1102, "Parameter 'side' does not match the order's side.")
+        price, qty = _decimal(p, "price"), _decimal(p, "quantity")
+        if price == order.price and qty == order.qty:
+            raise ApiError(400, -5027, "No need to modify the order.")
+        req = OrderRequest(
+            "new", order.client_id, order.symbol, side=order.side.lower(), price=price, qty=qty
+        )
+        why = self.filters[order.symbol].check(req)
+        if why is not None:
+            raise ApiError(400, -1013, why)
+        gtx_takes = order.type == "LIMIT_MAKER" and self.matcher.would_take(
+            order.symbol, order.side, price
+        )
+        if qty <= order.executed or gtx_takes:
+            executions = self.matcher.cancel(order, order.client_id) or []
+        else:
+            result = self.matcher.amend(order, price, qty)
+            if result == R_AMEND_WOULD_CROSS:
+                raise ApiError(400, -1020, "This operation is not supported.")
+            if isinstance(result, int):
+                raise ApiError(400, -2013, "Order does not exist.")
+            executions = result
+        frames.extend(execution_report(ex, self.server_time_ms()) for ex in executions)
+        out = order_json(order)
+        if order.type == "LIMIT_MAKER":
+            out["type"], out["timeInForce"] = "LIMIT", "GTX"
+        return out
+
     _METHODS: Final = {
         **SandboxVenue._METHODS,
         "userDataStream.start": _stream_start,
@@ -288,6 +341,7 @@ class SandboxFuturesVenue(SandboxVenue, SandboxFutures):
         "userDataStream.stop": _stream_stop,
         "order.place": _futures_place,
         "order.cancel": _futures_cancel,
+        "order.modify": _futures_modify,
     }
 
     # -- REST -------------------------------------------------------------------------------

@@ -51,10 +51,15 @@ from adapters.live.sandbox_replay import Replay, SymbolSpec
 from engine.book import best_ask, best_bid
 from engine.codes import (
     BREAK_TIME,
+    R_AMEND_BAD_QUANTITY,
+    R_AMEND_REJECTED,
+    R_AMEND_WOULD_CROSS,
+    R_AMENDED,
     R_CANCEL_REJECTED,
     R_FILL,
     R_INVALID_TRANSITION,
     R_SELF_TRADE_PREVENTED,
+    R_TOO_MANY_LEVELS,
     R_VENUE_ACK,
     REASON_NAMES,
     ST_ACCEPTED,
@@ -65,7 +70,7 @@ from engine.codes import (
     ST_PENDING_CANCEL,
     ST_REJECTED,
 )
-from engine.commands import CMD_CANCEL, CMD_MANUAL_LIMIT, CMD_MANUAL_MARKET, Command
+from engine.commands import CMD_AMEND, CMD_CANCEL, CMD_MANUAL_LIMIT, CMD_MANUAL_MARKET, Command
 from engine.config import EngineConfig
 from engine.data.stream import EventStream
 from engine.events import SIDE_BUY, SIDE_SELL
@@ -102,6 +107,12 @@ SANDBOX_ENGINE_CONFIG: Final = EngineConfig(
     equity_capacity=64,
 )
 """Zero latencies (the sandbox's network is the latency); fees are charged here, exactly."""
+
+
+_AMEND_OUTCOMES: Final = frozenset(
+    {R_AMENDED, R_AMEND_REJECTED, R_AMEND_WOULD_CROSS, R_AMEND_BAD_QUANTITY, R_TOO_MANY_LEVELS}
+)
+"""Reasons of the journal row that settles an amend (the order goes back to working)."""
 
 
 def fmt8(value: Decimal) -> str:
@@ -229,6 +240,9 @@ class EngineMatcher:
         self._events_out: list[Execution] = []
         self._cancel_id: tuple[str, str] | None = None
         """(new client id, previous client id) while a cancel request is applied."""
+        self._amending = -1
+        """The engine order id of an amend being applied (its outcome row is noted)."""
+        self._amend_result = R_AMEND_REJECTED
         self.advanced = 0
         """Replayed messages applied to the engine."""
 
@@ -399,6 +413,31 @@ class EngineMatcher:
         self.by_client[new_client_id] = order
         return self._drain()
 
+    def amend(self, order: SandboxOrder, price: Decimal, qty: Decimal) -> list[Execution] | int:
+        """Move an open limit order to `price` / total `qty` in place (the engine's amend:
+        a new price or a larger quantity loses the queue place). Returns the executions
+        (an AMENDMENT report), or the engine's reason code when it refused."""
+        _, inst = self.insts[order.symbol]
+        if not order.open or order.oid < 0:
+            return R_AMEND_REJECTED
+        cmd = Command(
+            CMD_AMEND, a=order.oid, c=inst.price_to_ticks(price), d=inst.size_to_lots(qty)
+        )
+        refused = self.engine.command(cmd)
+        if refused:
+            return int(refused)
+        self._amending, self._amend_result = order.oid, R_AMEND_REJECTED
+        try:
+            self._run_now()
+        finally:
+            self._amending = -1
+        if self._amend_result != R_AMENDED:
+            return self._amend_result
+        order.price, order.qty = price, qty
+        order.update_ms = self._clock_ms()
+        self._emit(order, "AMENDMENT")
+        return self._drain()
+
     def open_orders(self, symbol: str) -> list[SandboxOrder]:
         """Open orders of a symbol, oldest first."""
         return [o for o in self.orders.values() if o.symbol == symbol and o.open]
@@ -460,6 +499,9 @@ class EngineMatcher:
 
     def _journal_row(self, order: SandboxOrder, row: np.ndarray) -> None:
         to, reason = int(row[J_TO]), int(row[J_REASON])
+        if order.oid == self._amending and reason in _AMEND_OUTCOMES:
+            self._amend_result = reason
+            return
         if reason == R_VENUE_ACK and to in (ST_ACCEPTED, ST_PENDING_CANCEL):
             self._ack(order)
         elif to in (ST_PARTIALLY_FILLED, ST_FILLED) and reason in (R_FILL, R_INVALID_TRANSITION):

@@ -1,8 +1,8 @@
 """A live session: one venue's market data and execution wired to the engine, on asyncio.
 
-    session = LiveSession.binance_spot(endpoints_for("ws://127.0.0.1:8765"), ["BTCUSDT"],
-                                       api_key=key, signer=signer, strategy_cls=MyStrategy,
-                                       journal_path="orders.journal")
+    session = LiveSession.for_venue(endpoints_for("ws://127.0.0.1:8765", "binance-usdm"),
+                                    ["BTCUSDT"], api_key=key, signer=signer,
+                                    strategy_cls=MyStrategy, journal_path="orders.journal")
     await session.start()          # journal, instruments, engine, reconciliation, feeds
     print(session.status().line())
     await session.stop()           # halt, cancel every order, wait for the venue, close
@@ -28,7 +28,12 @@ The flow (one event loop, one thread):
 - Start and restart: `session_reconcile.reconcile` compares the journal (empty or not)
   with the venue before the market data starts; a mismatch or an order the journal does not
   know halts trading (`CMD_HALT`) until `acknowledge_reconcile()` (`CMD_RESUME`). Client
-  ids continue after the highest in the journal.
+  ids continue after the highest in the journal. Positions (`session_positions`): spot
+  carries what the journal's fills left open; USD-M books the venue's (positionRisk, read
+  first), and a difference from the journal is one more mismatch.
+- USD-M (`session_venues`): books and quotes on the `/public` route, trades on `/market`
+  (a second market data client), amends as `order.modify` in place, funding fees
+  journaled (`funding_fee` markers) and summed in `status().funding`.
 
 `status()` is a snapshot for a UI; `timings` holds the hot path's section times.
 """
@@ -48,50 +53,40 @@ from typing import Any
 
 import numpy as np
 
+from adapters.live.binance_futures_exec import BinanceFuturesExec
+from adapters.live.binance_futures_messages import AccountUpdate
 from adapters.live.binance_spot_exec import BinanceSpotExec
 from adapters.live.binance_spot_md import BinanceSpotMarketData
 from adapters.live.book_sync import SyncState
 from adapters.live.client_ids import ClientIdAllocator
-from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.exec_events import ExecEvent
 from adapters.live.order_journal import OrderJournal
-from adapters.live.order_records import Event, Intent, Marker, Record, Reply
+from adapters.live.order_records import Marker, Record
 from adapters.live.order_state import rebuild
-from adapters.live.secrets import redact
+from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.session_env import Endpoints, Environment
+from adapters.live.session_inherited import cancel_requests, inherited_event
 from adapters.live.session_orders import LiveOrders, Prepared
-from adapters.live.session_reconcile import (
-    BinanceQueries,
-    ReconcileReport,
-    carried_positions,
-    reconcile,
-)
-from adapters.live.session_status import (
-    SessionStatus,
-    Timings,
-    UnknownOrder,
-    connection_status,
-)
-from adapters.live.signing import Signer
-from adapters.live.ws_venue import WsConfig
-from engine.codes import TRADING_STATE_NAMES
+from adapters.live.session_positions import book_positions, journal_positions, with_venue_positions
+from adapters.live.session_reconcile import BinanceQueries, ReconcileReport, reconcile
+from adapters.live.session_status import SessionStatus, Timings, build_status
+from adapters.live.session_venues import binance_spot_clients, binance_usdm_clients
 from engine.commands import CMD_HALT, CMD_RESUME, Command
 from engine.config import EngineConfig
 from engine.errors import CockpitError, UsageError
 from engine.events import FLAG_RESYNC, KIND_BOOK_CLEAR
 from engine.live import LiveEngine
 from engine.state import (
-    CK_TRADING_STATE,
     H_TS,
     MK_MID_X2,
     N_HEAP,
-    PF_FEES,
-    PF_REALIZED,
-    PI_POS,
 )
 
 log = logging.getLogger(__name__)
 
 BookListener = Callable[[str, bool], object]
+_CLIENT_ARGS = ("api_key", "signer", "md_config", "exec_config", "resolve_after")
+"""`for_venue` arguments that go to the venue clients (`session_venues`)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +119,8 @@ class LiveSession:
     Args:
         market_data: the market data client (its `on_events` is taken over).
         execution: the execution client (its `on_exec` is taken over).
+        extra_market_data: more market data clients whose rows go to the engine too (USD-M's
+            `/market` route: trades); same symbols, so the same instrument ids.
         strategy_cls, instances: the strategy and its instances' parameters.
         config: the engine configuration (`live` is forced on).
         journal_path: the order journal (created, or replayed and reconciled).
@@ -136,6 +133,7 @@ class LiveSession:
         market_data: BinanceSpotMarketData,
         execution: BinanceSpotExec,
         *,
+        extra_market_data: Sequence[BinanceSpotMarketData] = (),
         strategy_cls: type | None = None,
         instances: list[dict[str, Any]] | None = None,
         config: EngineConfig | None = None,
@@ -144,6 +142,7 @@ class LiveSession:
         options: SessionOptions | None = None,
     ) -> None:
         self.md = market_data
+        self.md_extra = list(extra_market_data)
         self.execution = execution
         self.strategy_cls = strategy_cls
         self.instances = instances
@@ -163,6 +162,8 @@ class LiveSession:
         """The last reconciliation (None when the journal was new)."""
         self.inherited: dict[str, tuple[str, str]] = {}
         """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
+        self.funding: dict[str, Decimal] = {}
+        """USD-M funding fees received (+) or paid (-) this session, per asset."""
         self.error = ""
         self._journal_failed = False
         self._inherited_cancels: dict[str, str] = {}
@@ -177,45 +178,61 @@ class LiveSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_now = 0
         self._pushed_at = 0
+        self._pushed_ts = 0
         self._started = False
         self._running = False
         self._closed = False
 
     @classmethod
-    def binance_spot(
-        cls,
-        endpoints: Endpoints,
-        symbols: Sequence[str],
-        *,
-        api_key: str,
-        signer: Signer,
-        md_config: WsConfig | None = None,
-        exec_config: WsConfig | None = None,
-        resolve_after: float = 2.0,
-        **kwargs: Any,
-    ) -> LiveSession:
-        """A session on Binance spot, its testnet or the sandbox (`session_env.endpoints_for`).
+    def for_venue(cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any) -> LiveSession:
+        """A session on the venue `endpoints` name (`session_env.endpoints_for(url, venue)`):
+        Binance spot or USD-M futures, their testnets, or the sandbox.
 
         Args:
-            endpoints: where to connect.
+            endpoints: where to connect, and which venue API.
             symbols: e.g. ["BTCUSDT"] (instrument ids follow this order).
-            api_key, signer: the account (`signing.signer_for(load_credentials(...))`).
-            md_config, exec_config: connection timings (tests shorten them).
-            resolve_after: seconds before an UNKNOWN request is settled by a status query.
-            **kwargs: LiveSession's (strategy_cls, instances, config, journal_path, options).
+            **kwargs: the clients' (`session_venues`: api_key and signer, the account;
+                md_config, exec_config, connection timings; resolve_after, seconds before
+                an UNKNOWN request is settled by a status query) and LiveSession's
+                (strategy_cls, instances, config, journal_path, options).
         """
-        md = BinanceSpotMarketData(
-            symbols, ws_url=endpoints.md_ws, rest_url=endpoints.rest, config=md_config
+        usdm = endpoints.venue == "binance-usdm"
+        return cls._build(
+            binance_usdm_clients if usdm else binance_spot_clients, endpoints, symbols, **kwargs
         )
-        ex = BinanceSpotExec(
-            api_key=api_key,
-            signer=signer,
-            ws_url=endpoints.ws_api,
-            symbols=symbols,
-            config=exec_config,
-            resolve_after=resolve_after,
-        )
-        return cls(md, ex, environment=endpoints.environment, **kwargs)
+
+    @classmethod
+    def binance_spot(
+        cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any
+    ) -> LiveSession:
+        """A session on Binance spot, its testnet or the sandbox (arguments: `for_venue`)."""
+        return cls._build(binance_spot_clients, endpoints, symbols, **kwargs)
+
+    @classmethod
+    def binance_usdm(
+        cls, endpoints: Endpoints, symbols: Sequence[str], **kwargs: Any
+    ) -> LiveSession:
+        """A session on Binance USD-M futures, its testnet or the futures sandbox
+        (arguments: `for_venue`)."""
+        return cls._build(binance_usdm_clients, endpoints, symbols, **kwargs)
+
+    @classmethod
+    def _build(
+        cls,
+        make: Callable[..., tuple[Any, Any]],
+        endpoints: Endpoints,
+        symbols: Sequence[str],
+        **kwargs: Any,
+    ) -> LiveSession:
+        client_kw = {k: kwargs.pop(k) for k in _CLIENT_ARGS if k in kwargs}
+        md, ex, *extra = make(endpoints, symbols, **client_kw)
+        env = endpoints.environment
+        return cls(md, ex, extra_market_data=extra, environment=env, **kwargs)
+
+    @property
+    def futures(self) -> bool:
+        """The venue holds positions (USD-M): they are read at start and booked."""
+        return isinstance(self.execution, BinanceFuturesExec)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -255,6 +272,10 @@ class LiveSession:
             iid = md.instrument_of(sym)[0]
             self._books[sym] = iid
             self._in_sync[iid] = False
+        for extra in self.md_extra:  # its rows must name the same instruments
+            await extra.load_instruments()
+            if any(extra.instrument_of(s)[0] != self._books[s] for s in self.symbols):
+                raise CockpitError(f"{extra!r}: instrument ids differ from the book client's")
         engine = LiveEngine(
             md.instruments,
             self.strategy_cls,
@@ -270,8 +291,11 @@ class LiveSession:
             filters=ex.filters,
             ref_price=self._mid,
             foreign=self._foreign,
+            amend_in_place=ex.amends_in_place,
         )
         ex.on_exec = self._on_exec
+        if isinstance(ex, BinanceFuturesExec):
+            ex.on_account = self._on_account
         await ex.start()
         try:
             await ex.wait_ready(opts.ready_timeout)
@@ -280,6 +304,11 @@ class LiveSession:
                 f"the execution connection to {ex.ws_url} was not ready within "
                 f"{opts.ready_timeout:g} s (state {ex.state})"
             ) from None
+        if isinstance(ex, BinanceFuturesExec):
+            try:  # the venue's positions are the truth: no trading without them
+                await ex.fetch_positions()
+            except VenueRequestError as exc:
+                raise CockpitError(f"cannot read the venue's positions: {exc}") from None
         for sym, iid in self._books.items():
             filt = ex.filters.get(sym)
             if filt is not None and filt.min_notional:
@@ -295,6 +324,9 @@ class LiveSession:
         )
         md.on_events = self._on_md_rows
         await md.start()
+        for extra in self.md_extra:
+            extra.on_events = self._on_md_rows
+            await extra.start()
         self._stepper = asyncio.create_task(self._step_loop(), name="live-session:step")
 
     async def stop(self, *, cancel: bool = True) -> None:
@@ -347,7 +379,8 @@ class LiveSession:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        await self.md.stop()
+        for md in (self.md, *self.md_extra):
+            await md.stop()
         await self.execution.stop()
         journal = self.journal
         if journal is None:
@@ -400,14 +433,9 @@ class LiveSession:
         """Cancel the open orders inherited from an earlier run; returns requests sent."""
         if not self.inherited or self.orders is None or self.journal is None:
             return 0
-        now = time.time_ns()
-        prepared = []
-        for venue_cid, (root, symbol) in self.inherited.items():
-            cid = self.orders.ids.next()
-            req = OrderRequest("cancel", cid, symbol, orig_client_id=venue_cid)
-            intent = Intent("cancel", cid, symbol, now, orig_client_id=root)
-            prepared.append(Prepared(req, intent, -1))
-            self._inherited_cancels[cid] = venue_cid
+        prepared = cancel_requests(
+            self.inherited, self._inherited_cancels, self.orders.ids, time.time_ns()
+        )
         try:
             self._flush_records()
             self.journal.append_batch([p.intent for p in prepared])
@@ -436,7 +464,14 @@ class LiveSession:
         self.timings.add("decode", t - int(rows[0]["ts_local"]))
         self._sync_books(rows)
         assert self.engine is not None
+        last = self._pushed_ts
+        if self.md_extra and int(rows[0]["ts_local"]) < last:
+            # Two connections (USD-M books and trades) each stamp in order, but a frame one
+            # of them held (a rotation overlap) may be older than what the other pushed.
+            rows = rows.copy()
+            rows["ts_local"] = np.maximum(rows["ts_local"], last)
         self.engine.push_events(rows)
+        self._pushed_ts = int(rows[-1]["ts_local"])
         self._pushed_at = perf_counter_ns()
         self._wake.set()
 
@@ -592,37 +627,8 @@ class LiveSession:
         self._wake.set()
 
     def _foreign(self, ev: ExecEvent) -> list[Record]:
-        """An event about an order this run did not place: inherited ones are journaled
-        under their journal id; anything else is only noted."""
-        ts = ev.recv_ts_ns or time.time_ns()
-        if ev.kind == "cancel_rejected" and ev.client_id in self._inherited_cancels:
-            del self._inherited_cancels[ev.client_id]
-            return [Reply(ev.client_id, "reject", ts, code=ev.code, message=ev.message[:200])]
-        entry = self.inherited.get(ev.client_id)
-        if entry is None:
-            return [Marker("foreign_event", ts, {"client_id": ev.client_id, "kind": ev.kind})]
-        root, _ = entry
-        if ev.kind == "fill" and ev.qty is not None and ev.price is not None:
-            return [
-                Event(
-                    root,
-                    "trade",
-                    ts,
-                    venue_order_id=ev.venue_order_id,
-                    trade_id=ev.trade_id or f"{ev.venue_order_id}-{ev.cum_qty}",
-                    last_qty=format(ev.qty, "f"),
-                    last_price=format(ev.price, "f"),
-                )
-            ]
-        if ev.kind in ("canceled", "expired"):
-            del self.inherited[ev.client_id]
-            out: list[Record] = [Event(root, ev.kind, ts, venue_order_id=ev.venue_order_id)]  # type: ignore[arg-type]
-            for cancel_cid, target in list(self._inherited_cancels.items()):
-                if target == ev.client_id:
-                    del self._inherited_cancels[cancel_cid]
-                    out.append(Reply(cancel_cid, "ack", ts, venue_order_id=ev.venue_order_id))
-            return out
-        return []
+        """An event about an order this run did not place (`session_inherited`)."""
+        return inherited_event(ev, self.inherited, self._inherited_cancels)
 
     def _flush_records(self) -> None:
         """Journal the venue's answers received since the last step (not synced: the next
@@ -650,12 +656,24 @@ class LiveSession:
 
     async def _reconcile(self, records: list[Record]) -> None:
         assert self.engine is not None and self.journal is not None
+        ex, now = self.execution, time.time_ns()
         report = await reconcile(
-            records, BinanceQueries(self.execution), self.symbols, time.time_ns()
+            records,
+            BinanceQueries(ex),
+            self.symbols,
+            now,
+            amend_in_place=ex.amends_in_place,
         )
+        venue = self.venue_positions()
+        if isinstance(ex, BinanceFuturesExec):
+            report = with_venue_positions(report, venue, self.symbols, now)
         self.journal.append_batch(report.records)
         self.reconcile_report = report
-        self._carry_positions([*records, *report.records])
+        if isinstance(ex, BinanceFuturesExec):
+            book_positions(self.engine, self.md.instruments, self._books, venue, "the venue's")
+        else:
+            held = journal_positions(rebuild([*records, *report.records]).orders.values())
+            book_positions(self.engine, self.md.instruments, self._books, held, "the journal's")
         self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
         for line in report.lines():
             log.info("reconcile: %s", line)
@@ -668,75 +686,31 @@ class LiveSession:
                 len(report.diff),
             )
 
-    def _carry_positions(self, records: list[Record]) -> None:
-        """Book what the journal's fills left open into the new engine (the manual row)."""
-        assert self.engine is not None
-        instruments = self.md.instruments
-        for sym, (qty, avg) in carried_positions(rebuild(records).orders.values()).items():
-            iid = self._books.get(sym)
-            if iid is None:
-                log.warning(
-                    "live session: %s %s held from an earlier run, not traded here", qty, sym
-                )
-                continue
-            inst = instruments[iid]
-            lots, ticks = qty / inst.lot_size, avg / inst.tick_size
-            if lots != lots.to_integral_value():
-                log.warning("live session: %s %s is not a whole number of lots", qty, sym)
-                continue
-            self.engine.set_position(iid, int(lots), float(ticks))
-            log.info("live session: carried over %s %s at %s from the journal", qty, sym, avg)
+    def venue_positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """USD-M: the venue's one-way positions as last read or updated, symbol ->
+        (signed qty, entry price); empty for spot."""
+        ex = self.execution
+        if not isinstance(ex, BinanceFuturesExec):
+            return {}
+        return {
+            sym: (p.qty, p.entry_price) for (sym, side), p in ex.positions.items() if side == "BOTH"
+        }
+
+    def _on_account(self, update: AccountUpdate) -> None:
+        """A USD-M ACCOUNT_UPDATE: funding fees are journaled and summed per asset (the
+        engine's PnL does not include them: see `status().funding`)."""
+        if not update.funding_fee:
+            return
+        ts = update.recv_ts_ns or time.time_ns()
+        for b in update.balances:
+            self.funding[b.asset] = self.funding.get(b.asset, Decimal(0)) + b.change
+            data: dict[str, str | int] = {"asset": b.asset, "amount": format(b.change, "f")}
+            self._records.append(Marker("funding_fee", ts, data))
+            log.info("live session: funding fee %s %s", b.change, b.asset)
+        self._wake.set()
 
     # -- status ------------------------------------------------------------------------------
 
     def status(self) -> SessionStatus:
         """A snapshot for a UI or a status line."""
-        engine, orders = self.engine, self.orders
-        now = time.time_ns()
-        md = connection_status("market data", self.md, limiter=self.md.rest.limiter)
-        ex = connection_status(
-            "execution", self.execution, clock=self.execution.clock, limiter=self.execution.limiter
-        )
-        trading = "not started"
-        positions: tuple[tuple[str, int], ...] = ()
-        realized: tuple[tuple[str, float], ...] = ()
-        if engine is not None:
-            trading = TRADING_STATE_NAMES.get(int(engine.state.ctl[CK_TRADING_STATE]), "?")
-            pi = engine.state.pi
-            pf = engine.state.pf
-            positions = tuple((s, int(pi[:, i, PI_POS].sum())) for s, i in self._books.items())
-            realized = tuple(
-                (s, float(pf[:, i, PF_REALIZED].sum() - pf[:, i, PF_FEES].sum()))
-                for s, i in self._books.items()
-            )
-        counts = orders.counts if orders is not None else None
-        unknown = ()
-        if orders is not None:
-            unknown = tuple(
-                UnknownOrder(u.client_id, u.kind, u.symbol, (now - u.since_ns) / 1e9, u.reason)
-                for u in orders.unknown.values()
-            )
-        pending = self._reconcile_pending
-        return SessionStatus(
-            environment=self.environment,
-            running=self._running,
-            market_data=md,
-            execution=ex,
-            trading=trading,
-            reconcile_pending=tuple(pending.lines()) if pending is not None else (),
-            books_in_sync=tuple((s, self._in_sync.get(i, False)) for s, i in self._books.items()),
-            unknown=unknown,
-            inherited=tuple(self.inherited),
-            working=len(self.working_orders()),
-            sent=counts.sent if counts else 0,
-            orders=counts.orders if counts else 0,
-            acked=counts.acked if counts else 0,
-            fills=counts.fills if counts else 0,
-            rejected=counts.rejected if counts else 0,
-            refused_locally=counts.refused_locally if counts else 0,
-            canceled=counts.canceled if counts else 0,
-            positions=positions,
-            realized=realized,
-            journal_bytes=self.journal.size if self.journal is not None else 0,
-            error=self.error,
-        )
+        return build_status(self)

@@ -21,6 +21,12 @@ Amends. Cancel-replace reports the old order's `canceled` before the outcome of 
 while an amend is pending that cancel is held back; `amended` makes it moot, and
 `amend_rejected` (the new order failed after the old one was canceled) reports it then.
 
+Amends in place (`amend_in_place`, Binance USD-M `order.modify`): the amend request still
+has its own client id (journal and tracker key) but the order keeps its `venue_cid`; the
+request asks for the new *total* quantity (the venue's modify takes the order's quantity,
+not what remains); a cancel or expiry of the order while it is pending is the order's own
+end (a modify may cancel it), never held back.
+
 Events about client ids this session did not place (orders inherited from a previous run,
 or placed elsewhere) do not touch the engine; they are counted and journaled as markers.
 """
@@ -39,7 +45,9 @@ from adapters.live.venue_filters import VenueFilters
 from engine.codes import (
     LIQ_MAKER,
     LIQ_TAKER,
+    OF_FLATTEN,
     OF_POST_ONLY,
+    OF_REDUCE_ONLY,
     OT_MARKET,
     R_AMEND_REJECTED,
     R_AMENDED,
@@ -215,6 +223,8 @@ class LiveOrders:
     counts: Counts = field(default_factory=Counts)
     foreign: Callable[[ExecEvent], list[Record]] | None = None
     """Called with events about client ids this session did not place (inherited orders)."""
+    amend_in_place: bool = False
+    """The venue amends an order in place (it keeps its client id), see the module doc."""
 
     # -- outbound -------------------------------------------------------------------------
 
@@ -256,6 +266,9 @@ class LiveOrders:
             post_only=post_only and not market,
             price=price,
             qty=qty,
+            # Futures: a reduce-only or flatten order must not open a position if the
+            # venue's differs from the engine's (spot's parameters leave it out).
+            reduce_only=bool(out.flags & (OF_REDUCE_ONLY | OF_FLATTEN)),
         )
         why = self._refusal(req, out.inst)
         if why is not None:
@@ -306,7 +319,8 @@ class LiveOrders:
             tif=TIF_TEXT.get(order.tif, "GTC"),  # type: ignore[arg-type]
             post_only=order.post_only,
             price=price,
-            qty=total - order.filled,  # cancel-replace: the new order is for what remains
+            # cancel-replace: the new order is for what remains; modify: the new total
+            qty=total if self.amend_in_place else total - order.filled,
         )
         why = self._refusal(req, out.inst)
         if why is not None:
@@ -318,7 +332,8 @@ class LiveOrders:
         order.amend_total = total
         order.old_leg_canceled = False
         self.requests[cid] = ("amend", order)
-        self.by_cid[cid] = order
+        if not self.amend_in_place:
+            self.by_cid[cid] = order  # the new order of a cancel-replace reports under it
         intent = Intent(
             "amend",
             cid,
@@ -396,7 +411,7 @@ class LiveOrders:
             self.engine.report(order.oid, ST_REJECTED, reject_reason(ev.message, ev.code), ts)
             return [Reply(cid, "reject", ts, code=ev.code, message=ev.message[:200])]
         # canceled / expired
-        if order.amend_cid is not None and cid != order.amend_cid:
+        if order.amend_cid is not None and cid != order.amend_cid and not self.amend_in_place:
             order.old_leg_canceled = True  # the cancel half of a cancel-replace: held back
             return []
         return self._end(ev, order, ts)
@@ -451,7 +466,14 @@ class LiveOrders:
         if ev.kind == "amended":
             inst = self.instruments[order.inst]
             assert order.amend_price is not None and order.amend_total is not None
-            order.venue_cid = cid
+            reply = Reply(cid, "ack", ts, venue_order_id=ev.venue_order_id)
+            if self.amend_in_place:
+                if order.amend_cid == cid:
+                    order.amend_cid = None
+                if order.done:
+                    return [reply]  # ended meanwhile (filled): that state stands
+            else:
+                order.venue_cid = cid
             order.price, order.qty = order.amend_price, order.amend_total
             order.amend_cid = None
             order.old_leg_canceled = False
@@ -462,7 +484,7 @@ class LiveOrders:
                 R_AMENDED,
                 ts,
             )
-            return [Reply(cid, "ack", ts, venue_order_id=ev.venue_order_id)]
+            return [reply]
         # amend_rejected: the order keeps its terms, unless its old leg was canceled
         order.amend_cid = None
         self.engine.report(order.oid, REPORT_AMEND_REJECTED, R_AMEND_REJECTED, ts)

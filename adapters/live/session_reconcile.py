@@ -111,9 +111,12 @@ class ReconcileReport:
         ]
 
 
-def venue_ids(rebuilt: Rebuilt) -> dict[str, str]:
-    """For each journal order (by first id), the client id the venue knows it by now."""
+def venue_ids(rebuilt: Rebuilt, *, amend_in_place: bool = False) -> dict[str, str]:
+    """For each journal order (by first id), the client id the venue knows it by now (its
+    first one when the venue amends in place)."""
     out = {cid: cid for cid in rebuilt.orders}
+    if amend_in_place:
+        return out
     for req in rebuilt.requests.values():
         intent = req.intent
         if intent.action == "amend" and req.status == "ack" and intent.orig_client_id in out:
@@ -154,6 +157,20 @@ def _contradiction(order: OrderState, st: OrderStatus | None, amended: bool) -> 
     return ""
 
 
+def _pending_amend_applied(order: OrderState, rebuilt: Rebuilt, st: OrderStatus) -> str | None:
+    """The client id of an unanswered in-place amend of `order` whose terms the venue's
+    order shows (so it was carried out), else None."""
+    for cid in order.pending:
+        intent = rebuilt.requests[cid].intent
+        if intent.action != "amend" or intent.qty is None:
+            continue
+        if Decimal(intent.qty) == st.qty and (
+            intent.price is None or Decimal(intent.price) == st.price
+        ):
+            return cid
+    return None
+
+
 async def _venue_facts(
     root: str, order: OrderState, st: OrderStatus, queries: VenueQueries, now_ns: int
 ) -> list[Record]:
@@ -188,6 +205,8 @@ async def reconcile(
     queries: VenueQueries,
     symbols: Sequence[str],
     now_ns: int,
+    *,
+    amend_in_place: bool = False,
 ) -> ReconcileReport:
     """Compare the journal with the venue (see the module docstring).
 
@@ -196,13 +215,15 @@ async def reconcile(
         queries: the venue.
         symbols: symbols to sweep for open orders (besides those the journal names).
         now_ns: local wall-clock time, for the records written.
+        amend_in_place: the venue amends in place (USD-M order.modify): an amended order
+            keeps its first client id and is compared with the journal's amended terms.
 
     Raises:
         VenueRequestError: the venue did not answer a query (nothing is decided then).
     """
     rebuilt_records = list(records)
     rebuilt = rebuild(rebuilt_records)
-    ids = venue_ids(rebuilt)
+    ids = venue_ids(rebuilt, amend_in_place=amend_in_place)
     known = set(ids) | set(ids.values())
     items: list[ReconcileItem] = []
     out: list[Record] = []
@@ -211,6 +232,11 @@ async def reconcile(
         root = order.client_id
         st = await queries.order_status(order.instrument, ids[root])
         journal, venue = _journal_text(order), _venue_text(st)
+        if amend_in_place and st is not None:
+            applied = _pending_amend_applied(order, rebuilt, st)
+            if applied is not None:  # modified, then the crash lost the answer
+                out.append(Reply(applied, "ack", now_ns, venue_order_id=st.venue_order_id))
+                order.qty, order.price = st.qty, st.price
         why = _contradiction(order, st, ids[root] != root)
         if why:
             verdict: Verdict = "mismatch"

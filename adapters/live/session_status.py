@@ -9,14 +9,21 @@ budget), the environment, the trading state, the orders whose outcome is unknown
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Final
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from adapters.live.clock_offset import ClockOffset
 from adapters.live.rate_limit import RateLimiter
 from adapters.live.ws_venue import WsVenue
+from engine.codes import TRADING_STATE_NAMES
+from engine.state import CK_TRADING_STATE, PF_FEES, PF_REALIZED, PI_POS
+
+if TYPE_CHECKING:
+    from adapters.live.session import LiveSession
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,11 @@ class SessionStatus:
     journal_bytes: int
     error: str
     """Why the session stopped trading on its own (a journal failure...), '' if it did not."""
+    venue_positions: tuple[tuple[str, str], ...] = ()
+    """USD-M: the venue's position per symbol (decimal text), as last read or updated."""
+    funding: tuple[tuple[str, str], ...] = ()
+    """USD-M: funding fees received (+) or paid (-) this session per asset (decimal text);
+    journaled as `funding_fee` markers, not part of `realized`."""
 
     def line(self) -> str:
         """One status line for a terminal."""
@@ -108,6 +120,10 @@ class SessionStatus:
             f"fills {self.fills} rej {self.rejected + self.refused_locally} working "
             f"{self.working} unknown {len(self.unknown)} | pos {pos} | realized {pnl}"
         )
+        if self.venue_positions:
+            text += " | venue pos " + " ".join(f"{s}={q}" for s, q in self.venue_positions)
+        if self.funding:
+            text += " | funding " + " ".join(f"{a}={v}" for a, v in self.funding)
         if self.inherited:
             text += f" | inherited {len(self.inherited)}"
         if self.reconcile_pending:
@@ -157,6 +173,65 @@ def connection_status(
         clock_uncertainty_ms=uncertainty,
         rate_budget=rate_budget(limiter) if limiter is not None else (),
         paused_for=limiter.paused_for() if limiter is not None else 0.0,
+    )
+
+
+def build_status(session: LiveSession) -> SessionStatus:
+    """The `SessionStatus` of a session now (`LiveSession.status()`; on its event loop)."""
+    engine, orders = session.engine, session.orders
+    books = session._books
+    now = time.time_ns()
+    md = connection_status("market data", session.md, limiter=session.md.rest.limiter)
+    ex_client = session.execution
+    ex = connection_status("execution", ex_client, clock=ex_client.clock, limiter=ex_client.limiter)
+    trading = "not started"
+    positions: tuple[tuple[str, int], ...] = ()
+    realized: tuple[tuple[str, float], ...] = ()
+    if engine is not None:
+        trading = TRADING_STATE_NAMES.get(int(engine.state.ctl[CK_TRADING_STATE]), "?")
+        pi, pf = engine.state.pi, engine.state.pf
+        positions = tuple((s, int(pi[:, i, PI_POS].sum())) for s, i in books.items())
+        realized = tuple(
+            (s, float(pf[:, i, PF_REALIZED].sum() - pf[:, i, PF_FEES].sum()))
+            for s, i in books.items()
+        )
+    counts = orders.counts if orders is not None else None
+    unknown: tuple[UnknownOrder, ...] = ()
+    if orders is not None:
+        unknown = tuple(
+            UnknownOrder(u.client_id, u.kind, u.symbol, (now - u.since_ns) / 1e9, u.reason)
+            for u in orders.unknown.values()
+        )
+    pending = session._reconcile_pending
+    venue = session.venue_positions()
+    return SessionStatus(
+        environment=session.environment,
+        running=session._running,
+        market_data=md,
+        execution=ex,
+        trading=trading,
+        reconcile_pending=tuple(pending.lines()) if pending is not None else (),
+        books_in_sync=tuple((s, session._in_sync.get(i, False)) for s, i in books.items()),
+        unknown=unknown,
+        inherited=tuple(session.inherited),
+        working=len(session.working_orders()),
+        sent=counts.sent if counts else 0,
+        orders=counts.orders if counts else 0,
+        acked=counts.acked if counts else 0,
+        fills=counts.fills if counts else 0,
+        rejected=counts.rejected if counts else 0,
+        refused_locally=counts.refused_locally if counts else 0,
+        canceled=counts.canceled if counts else 0,
+        positions=positions,
+        realized=realized,
+        journal_bytes=session.journal.size if session.journal is not None else 0,
+        error=session.error,
+        venue_positions=tuple(
+            (s, format(venue.get(s, (Decimal(0), 0))[0].normalize(), "f")) for s in books
+        )
+        if session.futures
+        else (),
+        funding=tuple((a, format(v.normalize(), "f")) for a, v in sorted(session.funding.items())),
     )
 
 

@@ -115,6 +115,12 @@ class VenueBar(Widget):
             f"rej {st.rejected + st.refused_locally} working {st.working}",
             style("venue--dim"),
         )
+        if st.venue_positions:  # USD-M: the venue's own position, beside the engine's
+            held = " ".join(f"{sym}={qty}" for sym, qty in st.venue_positions)
+            t.append(f" │ venue pos {held}", style("venue--dim"))
+        if st.funding:
+            paid = " ".join(f"{asset}={amount}" for asset, amount in st.funding)
+            t.append(f" funding {paid}", style("venue--dim"))
         if st.inherited:
             names = ", ".join(st.inherited[:INHERITED_SHOWN])
             more = len(st.inherited) - INHERITED_SHOWN

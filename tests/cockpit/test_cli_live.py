@@ -122,6 +122,10 @@ def test_the_real_venue_without_credentials_stops_before_connecting(
         (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", "s.txt"],
          "a strategy is a Python file"),
         (["live", "--url", "ws://127.0.0.1:1", "--strategy", STRATEGY], "--symbol"),
+        (["live", "--venue", "binance-usdm", "--url", "wss://stream.testnet.binance.vision",
+          "--symbol", "X", "--strategy", STRATEGY], "Binance USD-M's testnet"),
+        (["live", "--venue", "bybit", "--url", "ws://127.0.0.1:1", "--symbol", "X",
+          "--strategy", STRATEGY], "invalid choice"),
         (["sandbox", "--data", "/nonexistent.gz"], "no such data file"),
         (["sandbox", "--data", "x.gz", "--faults", "bogus=1"], "unknown fault 'bogus'"),
         (["sandbox", "--data", "x.gz", "--speed", "-1"], "must not be negative"),
@@ -233,3 +237,77 @@ def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
         assert b"stopping: halting the strategy and cancelling every order" in seen
     orders = rebuild(replay_journal(journal).records).orders
     assert [(cid, o.status) for cid, o in orders.items()] == [("t-1", "canceled")]
+
+
+@pytest.mark.parametrize(
+    ("sig", "params", "journal_after"),
+    [
+        # A round trip (buy, then sell what was bought): the venue ends flat.
+        (signal.SIGINT, ["qty=100", "at=3"], ["filled", "filled"]),
+        # A GTC buy far below the market rests: the signal cancels it at the venue.
+        (signal.SIGTERM, ["qty=100", "at=3", "sell=0", "slip=-20000", "tif=0"], ["accepted"]),
+    ],
+)
+def test_live_usdm_headless_stops_on_a_signal_with_the_venue_flat(
+    shared_data: Path,
+    tmp_path: Path,
+    no_keys: None,
+    sig: signal.Signals,
+    params: list[str],
+    journal_after: list[str],
+) -> None:
+    # `cockpit live --venue binance-usdm` and `cockpit sandbox --venue binance-usdm`, both
+    # subprocesses: the signal goes to the live process as a supervisor would send it.
+    import time
+
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    sandbox, url = start_sandbox(
+        shared_data / BTC, "--venue", "binance-usdm", "--speed", "2", "--port", "0"
+    )
+    journal = tmp_path / "live.journal"
+    argv = [
+        sys.executable, "-m", "cockpit", "live", "--venue", "binance-usdm",
+        "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+        *[a for p in params for a in ("--param", p)],
+        "--journal", str(journal), "--prefix", "t", "--status-every", "0.5",
+    ]  # fmt: skip
+    live = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )
+    try:
+
+        def reached() -> bool:
+            if not journal.exists():
+                return False
+            orders = rebuild(replay_journal(journal).records).orders
+            return [o.status for o in orders.values()] == journal_after
+
+        deadline = time.monotonic() + 60
+        while not reached():
+            assert time.monotonic() < deadline and live.poll() is None, live.stderr
+            time.sleep(0.1)
+        live.send_signal(sig)
+        out, err = live.communicate(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        sandbox.send_signal(signal.SIGINT)
+        sandbox_out, _ = sandbox.communicate(timeout=30)
+    assert live.returncode == 0, err
+    assert "cockpit live: SANDBOX binance-usdm BTCUSDT" in out
+    assert "the venue's positions: flat (booked into the engine)" in out
+    assert "stopping: halting the strategy and cancelling every order" in out
+    last = out.splitlines()[-1]
+    assert "working 0" in last and "pos BTCUSDT=0" in last and "venue pos BTCUSDT=0" in last
+    assert "Traceback" not in err
+    assert sandbox.returncode == 0 and "0 open, positions flat" in sandbox_out
+    orders = rebuild(replay_journal(journal).records).orders
+    assert all(o.status in ("filled", "canceled") for o in orders.values())
+    assert scan_files([journal]) == []

@@ -37,7 +37,12 @@ from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.venue import VenueBar
 from engine.book import NO_PRICE
-from tests.adapters.live.session_helpers import SYMBOL, CheckedVenue, session_for
+from tests.adapters.live.session_helpers import (
+    SYMBOL,
+    CheckedVenue,
+    futures_session_for,
+    session_for,
+)
 from tests.cockpit.test_bindings import covers
 
 QTY = 100  # lots of 0.00001 BTC: above the sandbox's minimum notional
@@ -75,10 +80,11 @@ async def until(pilot: Any, cond: Callable[[], bool], timeout: float, what: str)
 
 @asynccontextmanager
 async def live_app(
-    sb: CheckedVenue, journal: Path, params: dict[str, Any], **kw: Any
+    sb: Any, journal: Path, params: dict[str, Any], *, factory: Any = session_for, **kw: Any
 ) -> AsyncIterator[tuple[CockpitApp, Any]]:
-    """A CockpitApp on a started LiveSession trading the sandbox; stops both after."""
-    session = session_for(sb, journal, params, **kw)
+    """A CockpitApp on a started LiveSession trading the sandbox (`factory(sb, journal,
+    params, **kw)` builds it); stops both after."""
+    session = factory(sb, journal, params, **kw)
     runner = SessionThread()
     try:
         await on_loop(runner, session.start())
@@ -342,3 +348,29 @@ async def until_async(cond: Callable[[], bool], timeout: float, what: str) -> No
 def _dialog_shown(app) -> bool:
     """The reconciliation dialog is on screen and composed (pushed is not enough)."""
     return isinstance(app.screen, ReconcileScreen) and bool(app.screen.query("#reconcile-lines"))
+
+
+async def test_the_venue_bar_shows_the_futures_position_and_funding(
+    replay: Replay, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from adapters.live.sandbox_auth import SandboxAccount
+    from adapters.live.sandbox_futures import futures_replay
+    from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
+    from tests.adapters.live.leaks import API_KEY, API_SECRET
+
+    account = SandboxAccount(API_KEY, secret=API_SECRET)
+    async with SandboxFuturesVenue(futures_replay(replay), account=account, speed=1) as sb:
+        params = {"qty": QTY, "at": 3, "sell": 0}  # buys QTY lots and holds them
+        journal = tmp_path / "orders.journal"
+        async with live_app(sb, journal, params, factory=futures_session_for) as (app, pilot):
+
+            def held() -> str:
+                st = app.bridge.snapshot.venue
+                return st.venue_positions[0][1] if st is not None and st.venue_positions else ""
+
+            await until(pilot, lambda: held() not in ("", "0"), 10.0, "the venue's position")
+            assert f"venue pos BTCUSDT={held()}" in venue_text(app)
+            sb.push_funding(Decimal("0.5"))
+            await until(pilot, lambda: "funding USDT=0.5" in venue_text(app), 5.0, "the fee")

@@ -10,6 +10,7 @@ from adapters.live.order_journal import replay as replay_journal
 from adapters.live.order_records import Intent
 from adapters.live.sandbox_auth import SandboxAccount
 from adapters.live.sandbox_exec import SandboxVenue
+from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
 from adapters.live.sandbox_replay import Replay
 from adapters.live.session import LiveSession, SessionOptions
 from adapters.live.session_env import endpoints_for
@@ -57,6 +58,33 @@ class CheckedVenue(SandboxVenue):
     def place_counts(self) -> Counter[str]:
         """order.place requests per client id."""
         return Counter(self.placed)
+
+
+def futures_session_for(
+    sb: SandboxFuturesVenue,
+    journal: Path,
+    params: dict[str, Any],
+    *,
+    prefix: str = "t",
+    timeout: float = 2.0,
+) -> LiveSession:
+    """A LiveSession on USD-M futures trading the shared strategy against the futures
+    sandbox (`sb` built with the test account)."""
+    return LiveSession.for_venue(
+        endpoints_for(sb.ws_url, "binance-usdm"),
+        [SYMBOL],
+        api_key=API_KEY,
+        signer=HmacSha256Signer(API_SECRET),
+        md_config=WsConfig(backoff_initial=0.05, backoff_cap=0.1, seed=3),
+        exec_config=WsConfig(
+            request_timeout=timeout, backoff_initial=0.05, backoff_cap=0.1, seed=7
+        ),
+        resolve_after=0.2,
+        strategy_cls=touch_trader(),
+        instances=[params],
+        journal_path=journal,
+        options=SessionOptions(session_prefix=prefix, cancel_timeout=2.0, ready_timeout=10.0),
+    )
 
 
 def session_for(

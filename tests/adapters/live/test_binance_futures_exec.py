@@ -214,3 +214,87 @@ async def test_silent_key_expiry_is_a_fault_and_a_new_key(replay: Replay) -> Non
         _, ask = best(sb)
         await cl.place(buy("s-2", ask))
         await eventually(lambda: ("fill", "s-2") in kinds(events), 3.0, "a fill on the new key")
+
+
+def amend(cid: str, target: str, price: D, qty: str = "0.001", side: str = "buy") -> OrderRequest:
+    return OrderRequest(
+        "amend",
+        cid,
+        SYMBOL,
+        orig_client_id=target,
+        side=side,
+        price=price,
+        qty=D(qty),  # type: ignore[arg-type]
+    )
+
+
+async def test_modify_keeps_the_client_id_and_the_venue_shows_new_terms(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await user_ready(cl, sb)
+        bid, _ = best(sb)
+        low = bid - D(50)
+        assert (await cl.place(buy("f-1", low))).kind == "ack"
+        vid = sb.matcher.open_by_client("f-1").order_id  # type: ignore[union-attr]
+        ev = await cl.amend(amend("f-2", "f-1", low - D(10), "0.002"))
+        assert (ev.kind, ev.client_id, ev.orig_client_id) == ("amended", "f-2", "f-1")
+        assert (ev.price, ev.qty) == (low - D(10), D("0.002"))
+        order = sb.matcher.open_by_client("f-1")  # the same order, same id, new terms
+        assert order is not None and order.order_id == vid
+        assert (order.price, order.qty) == (low - D(10), D("0.002"))
+        assert sb.matcher.find("f-2", None) is None
+        await asyncio.sleep(0.2)  # the AMENDMENT report arrives: a repeat, not a 2nd event
+        assert kinds(events) == [("ack", "f-1"), ("amended", "f-2")]
+        tracked = cl.tracker.order("f-1")
+        assert tracked is not None and tracked.price == low - D(10) and not tracked.ended
+        assert cl.tracker.order("f-2") is None
+
+
+async def test_a_rejected_modify_leaves_the_old_terms(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await user_ready(cl, sb)
+        bid, _ = best(sb)
+        low = bid - D(50)
+        await cl.place(buy("f-1", low))
+        same = await cl.amend(amend("f-2", "f-1", low))  # nothing to change
+        assert (same.kind, same.code) == ("amend_rejected", -5027)
+        gone = await cl.amend(amend("f-3", "nope-1", low - D(1)))
+        assert (gone.kind, gone.code) == ("amend_rejected", -2013)
+        order = sb.matcher.open_by_client("f-1")
+        assert order is not None and (order.price, order.qty) == (low, D("0.001"))
+        assert [k for k, _ in kinds(events)] == ["ack", "amend_rejected", "amend_rejected"]
+        assert cl.tracker.open_orders() and cl.tracker.order("f-1").price == low  # type: ignore[union-attr]
+
+
+async def test_a_gtx_modified_to_take_is_canceled(replay: Replay) -> None:
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await user_ready(cl, sb)
+        bid, ask = best(sb)
+        await cl.place(buy("f-1", bid - D(50), post_only=True))
+        ev = await cl.amend(amend("f-2", "f-1", ask + D(10)))
+        assert ev.kind == "amend_rejected"
+        await eventually(lambda: ("canceled", "f-1") in kinds(events), 3.0, "the cancel")
+        assert sb.matcher.open_orders(SYMBOL) == []
+
+
+async def test_a_modify_whose_reply_is_lost_is_settled_once(replay: Replay) -> None:
+    from adapters.live.sandbox_md import Faults
+
+    events: list[ExecEvent] = []
+    async with venue(replay) as sb, client(sb, events) as cl:
+        await user_ready(cl, sb)
+        bid, _ = best(sb)
+        low = bid - D(50)
+        await cl.place(buy("f-1", low))
+        # The modify is carried out, then every WS-API socket is reset before the reply.
+        sb.faults = Faults(kill_ws_api_after=frozenset({sb.ws_api_requests + 1}))
+        await cl.amend(amend("f-2", "f-1", low - D(5)))
+        await eventually(lambda: ("amended", "f-2") in kinds(events), 5.0, "the amend")
+        await asyncio.sleep(0.5)  # the reconnection's status query finds nothing new
+        assert kinds(events).count(("amended", "f-2")) == 1
+        assert sb.ws_api_killed == 1
+        order = sb.matcher.open_by_client("f-1")
+        assert order is not None and order.price == low - D(5)
+        assert cl.tracker.request("f-2").settled  # type: ignore[union-attr]

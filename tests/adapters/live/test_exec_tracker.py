@@ -154,3 +154,36 @@ def test_a_rejected_order_is_not_acked_by_later_facts() -> None:
     t.offer(ExecEvent("canceled", "s-1"))
     assert kinds(out) == [("reject", "s-1")]
     assert t.open_orders() == []
+
+
+MODIFY = OrderRequest(
+    "amend", "s-2", "BTCUSDT", orig_client_id="s-1", side="buy", price=D("99"), qty=D("3")
+)
+
+
+def test_an_amend_in_place_creates_no_order_and_its_report_settles_it() -> None:
+    t, out = tracker()
+    t.expect(NEW)
+    t.offer(ExecEvent("ack", "s-1", "BTCUSDT", "7"))
+    t.expect(MODIFY, in_place=True)
+    assert t.order("s-2") is None and t.request("s-2").in_place  # type: ignore[union-attr]
+    # The venue's AMENDMENT report comes under the order's own id, before the reply.
+    t.offer(ExecEvent("amended", "s-1", "BTCUSDT", "7", price=D("99"), qty=D("3")))
+    reply = ExecEvent("amended", "s-2", "BTCUSDT", "7", orig_client_id="s-1", price=D("99"))
+    t.offer(reply)  # the reply: a repeat
+    assert kinds(out) == [("ack", "s-1"), ("amended", "s-2")]
+    assert out[1].orig_client_id == "s-1" and t.duplicates == 1
+    order = t.order("s-1")
+    assert order is not None and (order.price, order.qty, order.ended) == (D("99"), D("3"), "")
+    assert t.request("s-2").settled  # type: ignore[union-attr]
+
+
+def test_a_rejected_amend_in_place_leaves_the_order_working() -> None:
+    t, out = tracker()
+    t.expect(NEW)
+    t.offer(ExecEvent("ack", "s-1", "BTCUSDT", "7"))
+    t.expect(MODIFY, in_place=True)
+    t.offer(ExecEvent("amend_rejected", "s-2", "BTCUSDT", orig_client_id="s-1", code=-5027))
+    assert kinds(out) == [("ack", "s-1"), ("amend_rejected", "s-2")]
+    order = t.order("s-1")
+    assert order is not None and (order.price, order.qty, order.ended) == (D("100"), D("2"), "")

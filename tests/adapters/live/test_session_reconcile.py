@@ -144,3 +144,36 @@ def test_carried_positions_net_the_fills_at_the_average_of_the_held_side():
         "BTCUSDT": (D("0.002"), D("60000")),
         "ETHUSDT": (D("-0.5"), D("3000")),
     }
+
+
+def amend(cid: str, target: str, qty: str, price: str) -> Intent:
+    return Intent("amend", cid, S, 5, price=price, qty=qty, orig_client_id=target)
+
+
+async def test_an_order_amended_in_place_is_asked_for_by_its_own_id() -> None:
+    journal = [
+        new("m-1"),
+        Reply("m-1", "ack", 2),
+        amend("m-2", "m-1", "0.003", "99"),
+        Reply("m-2", "ack", 6),  # the modify was acknowledged: the new terms
+    ]
+    assert venue_ids(rebuild(journal), amend_in_place=True) == {"m-1": "m-1"}
+    venue = Venue({"m-1": st("m-1", "NEW", "0", qty="0.003", price="99")}, {})
+    report = await reconcile(journal, venue, [S], 10, amend_in_place=True)
+    assert venue.asked == ["m-1"]
+    assert [(i.client_id, i.verdict) for i in report.items] == [("m-1", "agrees")]
+    assert report.inherited == (("m-1", "m-1", S),)
+
+
+async def test_an_unanswered_modify_the_venue_carried_out_is_journaled() -> None:
+    journal = [new("m-1"), Reply("m-1", "ack", 2), amend("m-2", "m-1", "0.003", "99")]
+    venue = Venue({"m-1": st("m-1", "NEW", "0", qty="0.003", price="99")}, {})
+    report = await reconcile(journal, venue, [S], 10, amend_in_place=True)
+    assert [(i.client_id, i.verdict) for i in report.items] == [("m-1", "agrees")]
+    rebuilt = rebuild([*journal, *report.records])
+    assert rebuilt.requests["m-2"].status == "ack"
+    assert (rebuilt.orders["m-1"].qty, rebuilt.orders["m-1"].price) == (D("0.003"), D("99"))
+    # Terms the journal cannot explain are still a mismatch.
+    other = Venue({"m-1": st("m-1", "NEW", "0", qty="0.004", price="99")}, {})
+    report = await reconcile(journal, other, [S], 10, amend_in_place=True)
+    assert [i.verdict for i in report.items] == ["mismatch"]

@@ -1,0 +1,92 @@
+"""Positions a new session starts from: the journal's (spot) or the venue's (USD-M futures).
+
+- Spot has no position at the venue, only balances shared with everything else the account
+  holds: what an earlier run of the session left open is what the journal's fills add up
+  to (`session_reconcile.carried_positions`), booked into the engine's manual row.
+- USD-M futures reports positions (`GET /fapi/v3/positionRisk`): the venue is the truth
+  and its positions are booked. When they differ from what the journal's fills add up to
+  (another program traded the account, a lost journal, a liquidation), that is a
+  reconciliation `mismatch` item like the order ones: shown, and trading halts until it is
+  acknowledged. The venue's position is booked either way (the engine must not believe it
+  is flat while it is not).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+
+from adapters.live.order_records import Marker
+from adapters.live.order_state import OrderState
+from adapters.live.session_reconcile import ReconcileItem, ReconcileReport, carried_positions
+from engine.instruments import InstrumentRegistry
+from engine.live import LiveEngine
+
+log = logging.getLogger(__name__)
+
+
+def book_positions(
+    engine: LiveEngine,
+    instruments: InstrumentRegistry,
+    books: Mapping[str, int],
+    positions: Mapping[str, tuple[Decimal, Decimal]],
+    source: str,
+) -> int:
+    """Book `symbol -> (signed qty, average price)` into the engine's manual row; returns
+    how many were booked (a symbol not traded here, or not a whole number of lots, is
+    logged and skipped)."""
+    booked = 0
+    for sym, (qty, avg) in sorted(positions.items()):
+        if qty == 0:
+            continue
+        iid = books.get(sym)
+        if iid is None:
+            log.warning("live session: %s %s held (%s), not traded here", qty, sym, source)
+            continue
+        inst = instruments[iid]
+        lots, ticks = qty / inst.lot_size, avg / inst.tick_size
+        if lots != lots.to_integral_value():
+            log.warning("live session: %s %s is not a whole number of lots", qty, sym)
+            continue
+        engine.set_position(iid, int(lots), float(ticks))
+        booked += 1
+        log.info("live session: booked %s %s at %s (%s)", qty, sym, avg, source)
+    return booked
+
+
+def journal_positions(orders: Iterable[OrderState]) -> dict[str, tuple[Decimal, Decimal]]:
+    """What the journal's fills left open (spot's starting positions)."""
+    return carried_positions(orders)
+
+
+def with_venue_positions(
+    report: ReconcileReport,
+    venue: Mapping[str, tuple[Decimal, Decimal]],
+    symbols: Iterable[str],
+    now_ns: int,
+) -> ReconcileReport:
+    """`report` plus a `mismatch` item per symbol whose venue position differs from the
+    journal's, and a `positions` marker with the venue's (journaled with the report)."""
+    held = dict(report.journal_positions)
+    items = list(report.items)
+    for sym in sorted(set(symbols) | set(venue) | set(held)):
+        v = venue.get(sym, (Decimal(0), Decimal(0)))[0]
+        j = held.get(sym, Decimal(0))
+        if v != j:
+            items.append(
+                ReconcileItem(
+                    "position",
+                    sym,
+                    "mismatch",
+                    f"fills add up to {j.normalize():f}",
+                    f"position {v.normalize():f}",
+                    "the venue's position is booked into the engine",
+                )
+            )
+    data: dict[str, str | int] = {
+        sym: format(qty.normalize(), "f") for sym, (qty, _) in sorted(venue.items())
+    }
+    marker = Marker("venue_positions", now_ns, data)  # empty: flat
+    return replace(report, items=tuple(items), records=(*report.records, marker))
