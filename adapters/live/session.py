@@ -62,7 +62,6 @@ from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Marker, Record
-from adapters.live.order_state import rebuild
 from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.session_env import Endpoints, Environment
 from adapters.live.session_inherited import cancel_requests, inherited_event
@@ -672,7 +671,7 @@ class LiveSession:
         if isinstance(ex, BinanceFuturesExec):
             book_positions(self.engine, self.md.instruments, self._books, venue, "the venue's")
         else:
-            held = journal_positions(rebuild([*records, *report.records]).orders.values())
+            held = journal_positions([*records, *report.records])
             book_positions(self.engine, self.md.instruments, self._books, held, "the journal's")
         self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
         for line in report.lines():

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
-from adapters.live.order_records import Marker
-from adapters.live.order_state import OrderState
+from adapters.live.order_records import Marker, Record
 from adapters.live.session_reconcile import ReconcileItem, ReconcileReport, carried_positions
 from engine.instruments import InstrumentRegistry
 from engine.live import LiveEngine
@@ -56,9 +55,9 @@ def book_positions(
     return booked
 
 
-def journal_positions(orders: Iterable[OrderState]) -> dict[str, tuple[Decimal, Decimal]]:
+def journal_positions(records: Iterable[Record]) -> dict[str, tuple[Decimal, Decimal]]:
     """What the journal's fills left open (spot's starting positions)."""
-    return carried_positions(orders)
+    return carried_positions(records)
 
 
 def with_venue_positions(

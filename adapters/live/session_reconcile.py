@@ -31,7 +31,7 @@ from typing import Final, Literal, Protocol
 
 from adapters.live.binance_exec_messages import OrderStatus, trade_fills
 from adapters.live.exec_events import ExecEvent
-from adapters.live.order_records import Event, Marker, Record, Reply
+from adapters.live.order_records import Event, Intent, Marker, Record, Reply
 from adapters.live.order_state import UNKNOWN, OrderState, Rebuilt, rebuild
 from adapters.live.secrets import VenueRequestError
 
@@ -352,30 +352,46 @@ def filled_positions(rebuilt: Rebuilt) -> dict[str, Decimal]:
     return out
 
 
-def carried_positions(orders: Iterable[OrderState]) -> dict[str, tuple[Decimal, Decimal]]:
+def carried_positions(records: Iterable[Record]) -> dict[str, tuple[Decimal, Decimal]]:
     """Net base quantity and its average price per symbol, from the journal's fills.
 
     What an earlier run of the session left open, for the new engine to start from. The
-    average price is that of the fills on the side of the net position (buys for a long,
-    sells for a short): the cost basis of what is still held, as far as a journal of fills
-    without their order of execution can tell.
+    fills are taken in journal order (the order they arrived in) with the engine's own
+    average-cost rule: a fill that adds to the position adds its cost; one that reduces it
+    keeps the average; one that crosses zero starts the new side at its own price. A trade id
+    reported twice counts once.
     """
-    buys: dict[str, list[Decimal]] = {}
-    sells: dict[str, list[Decimal]] = {}
-    for o in orders:
-        if o.filled_qty <= 0:
-            continue
-        book = buys if o.side == "buy" else sells
-        qty_notional = book.setdefault(o.instrument, [Decimal(0), Decimal(0)])
-        qty_notional[0] += o.filled_qty
-        qty_notional[1] += o.filled_notional
-    out: dict[str, tuple[Decimal, Decimal]] = {}
-    for sym in sorted(set(buys) | set(sells)):
-        bq, bn = buys.get(sym, [Decimal(0), Decimal(0)])
-        sq, sn = sells.get(sym, [Decimal(0), Decimal(0)])
-        net = bq - sq
-        if net == 0:
-            continue
-        avg = bn / bq if net > 0 else sn / sq
-        out[sym] = (net, avg)
-    return out
+    orders: dict[str, tuple[str, str]] = {}  # client id -> (symbol, side)
+    seen: set[tuple[str, str]] = set()
+    held: dict[str, list[Decimal]] = {}  # symbol -> [signed qty, signed cost]
+    for r in records:
+        if isinstance(r, Intent) and r.action == "new" and r.side is not None:
+            orders[r.client_id] = (r.instrument, r.side)
+        elif isinstance(r, Event) and r.exec_type == "trade":
+            order = orders.get(r.client_id)
+            if order is None or r.last_qty is None or r.last_price is None:
+                continue
+            key = (r.client_id, r.trade_id or "")
+            if key in seen:
+                continue
+            seen.add(key)
+            sym, side = order
+            qty = Decimal(r.last_qty) * (1 if side == "buy" else -1)
+            pos_cost = held.setdefault(sym, [Decimal(0), Decimal(0)])
+            _add_fill(pos_cost, qty, Decimal(r.last_price))
+    return {sym: (pos, cost / pos) for sym, (pos, cost) in sorted(held.items()) if pos != 0}
+
+
+def _add_fill(pos_cost: list[Decimal], qty: Decimal, price: Decimal) -> None:
+    """Average cost: [position, cost] after a signed fill of `qty` at `price`."""
+    pos, cost = pos_cost
+    new = pos + qty
+    if pos == 0 or (pos > 0) == (qty > 0):  # opening or adding
+        cost += qty * price
+    elif new == 0:
+        cost = Decimal(0)
+    elif (new > 0) == (pos > 0):  # reducing: the average stays
+        cost = cost * new / pos
+    else:  # crossing zero: what is left is new, at this fill's price
+        cost = new * price
+    pos_cost[0], pos_cost[1] = new, cost

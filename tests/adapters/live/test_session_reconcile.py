@@ -123,26 +123,36 @@ async def test_a_new_journal_and_an_empty_account_agree() -> None:
     assert report.items == () and not report.halts and report.lines() == []
 
 
-def test_carried_positions_net_the_fills_at_the_average_of_the_held_side():
-    from adapters.live.order_state import OrderState
+def test_carried_positions_follow_the_fills_in_journal_order_at_average_cost():
     from adapters.live.session_reconcile import carried_positions
 
-    def order(cid, sym, side, qty, notional):
-        o = OrderState(cid, sym, side, "limit", D(qty), D("1"))
-        o.filled_qty, o.filled_notional = D(qty), D(notional)
-        return o
+    def order(cid, sym, side):
+        return Intent("new", cid, sym, 1, side=side, qty="9", order_type="market")
 
-    orders = [
-        order("a", "BTCUSDT", "buy", "0.003", "180.0"),  # 0.002 at 60000, 0.001 at 60000
-        order("b", "BTCUSDT", "sell", "0.001", "61.0"),
-        order("c", "ETHUSDT", "sell", "0.5", "1500"),
-        order("d", "SOLUSDT", "buy", "1", "150"),
-        order("e", "SOLUSDT", "sell", "1", "151"),  # flat: not carried
-        order("f", "XRPUSDT", "buy", "0", "0"),
+    def fill(cid, trade, qty, price):
+        return Event(cid, "trade", 2, "v", trade, qty, price)
+
+    records = [
+        order("a", "BTCUSDT", "buy"),
+        order("b", "BTCUSDT", "sell"),
+        order("c", "BTCUSDT", "buy"),
+        fill("a", "1", "0.002", "60000"),
+        fill("b", "2", "0.001", "61000"),  # reduces: the average stays 60000
+        fill("a", "1", "0.002", "60000"),  # the same trade again: counted once
+        fill("c", "3", "0.001", "63000"),  # adds: (0.001*60000 + 0.001*63000) / 0.002
+        order("d", "ETHUSDT", "buy"),
+        order("e", "ETHUSDT", "sell"),
+        fill("d", "4", "1", "3000"),
+        fill("e", "5", "1.5", "3100"),  # crosses zero: short 0.5 at 3100
+        order("f", "SOLUSDT", "buy"),
+        order("g", "SOLUSDT", "sell"),
+        fill("f", "6", "1", "150"),
+        fill("g", "7", "1", "151"),  # flat: not carried
+        fill("ghost", "8", "1", "1"),  # an order the journal never placed: not ours
     ]
-    assert carried_positions(orders) == {
-        "BTCUSDT": (D("0.002"), D("60000")),
-        "ETHUSDT": (D("-0.5"), D("3000")),
+    assert carried_positions(records) == {
+        "BTCUSDT": (D("0.002"), D("61500")),
+        "ETHUSDT": (D("-0.5"), D("3100")),
     }
 
 
