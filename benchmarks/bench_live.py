@@ -1,12 +1,16 @@
 """Measure the live path over loopback: tick-to-order latency and market data throughput.
 
-Tick-to-order (one process, one event loop, as `cockpit live` runs against `cockpit
-sandbox`): the sandbox replays a recorded BTCUSDT market one message at a time and stamps
-each when it has handed it to the socket; a LiveSession runs the shared test strategy in
+Tick-to-order: the sandbox replays a recorded BTCUSDT market one message at a time and
+stamps each when it has handed it to the socket; a LiveSession runs the shared test
+strategy in
 mode 1, which answers every market data message with an order (an IOC buy far below the
 bid: it expires at once, nothing rests); the sandbox stamps the order.place when its
 socket hands the frame over (before it parses and checks it) and only then sends the next
-message (ping-pong, so every order pairs with exactly one update and nothing queues).
+message (ping-pong, so every order pairs with exactly one update and nothing queues). By
+default the sandbox runs on the session's event loop (one process: the sandbox's own work
+on a message is done before the session can read it, so the send stamp follows it);
+`--sandbox-process` runs it in a process of its own (stamped at the write, as a venue
+elsewhere would be; on two shared cores the two processes then compete for them).
 Reported: median and p99 of send-to-arrival, and where the time goes, from the session's
 own section timers (perf_counter_ns):
 
@@ -15,10 +19,10 @@ own section timers (perf_counter_ns):
     wake      rows handed over -> the stepping cycle starts (event loop scheduling)
     engine    LiveEngine.step_until + take_outbox (the strategy runs in here)
     encode    outbox rows -> venue requests (client ids, decimals, filters)
-    journal   the intents' append_batch with fsync (the journal is on --journal-dir)
-    send      creating the send tasks
-    out       the rest: signing, JSON, the WebSocket write, loopback, the sandbox's socket
-              reading the frame
+    journal   the intents' append_batch with its sync (the journal is on --journal-dir:
+              /dev/shm shows the path without the disk)
+    send      signing, JSON and the WebSocket write of each order (place_now), its task
+    out       the rest: loopback, the sandbox's socket reading the frame
 
 Throughput ("messages/s one adapter connection sustains without falling behind"): the
 sandbox runs in another process (`cockpit sandbox --speed 0`, as fast as its socket takes
@@ -35,6 +39,7 @@ and the market data throughput one connection sustains, reported against 2,000 m
 bookTicker).
 
     .venv/bin/python benchmarks/bench_live.py [--messages 3000] [--flood 30000] [--json]
+        [--journal-dir DIR] [--sandbox-process]
 """
 
 from __future__ import annotations
@@ -91,12 +96,18 @@ BIG_LIMITS = [
 class PingPongVenue(SandboxVenue):
     """The sandbox sending one message, then waiting for the order that answers it."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
+    def __init__(self, *args: Any, stamp_at_write: bool = True, **kw: Any) -> None:
         super().__init__(*args, **kw)
+        self.stamp_at_write = stamp_at_write
+        """True: a message's send time is when its frame was written (the sandbox in its own
+        process); False: after the sandbox's matching step (one process, one event loop,
+        where the client can read the frame only once the sandbox has finished)."""
+        self._wrote = (0, 0)
         self.sent_perf: dict[int, int] = {}
         self.sent_wall: dict[int, int] = {}
-        self.answers: list[tuple[int, int]] = []
-        """(message index, send-to-arrival ns) of every answered message."""
+        self.answers: list[tuple[int, int, str]] = []
+        """(message index, send-to-arrival ns, the order's client id) of every answered
+        message."""
         self._current = 0
         self._arrived = 0
         self._answered = asyncio.Event()
@@ -105,14 +116,18 @@ class PingPongVenue(SandboxVenue):
         self._current = i
         self._answered.clear()
         await super().on_message(i, m)  # the sandbox's own matching step for the message
-        # Stamped after it: the frame was written before, but on one event loop the client
-        # can read it only now (the sandbox's work is not the cockpit's latency).
-        self.sent_perf[i] = time.perf_counter_ns()
-        self.sent_wall[i] = time.time_ns()
+        if self.stamp_at_write:
+            self.sent_perf[i], self.sent_wall[i] = self._wrote
+        else:
+            self.sent_perf[i], self.sent_wall[i] = time.perf_counter_ns(), time.time_ns()
         try:
             await asyncio.wait_for(self._answered.wait(), ANSWER_TIMEOUT)
         except TimeoutError:
             pass  # not answered (the client was not in sync yet): go on
+
+    async def _send(self, client: Any, text: str) -> None:
+        await super()._send(client, text)
+        self._wrote = (time.perf_counter_ns(), time.time_ns())
 
     def _on_request(self, session: Any, frame: str | bytes) -> None:
         # Arrival: the frame as the venue's socket handed it over, before the venue parses
@@ -123,7 +138,8 @@ class PingPongVenue(SandboxVenue):
     def _place_stamped(self, session: Any, p: dict, frames: list[dict]) -> Any:
         i = self._current
         if i in self.sent_perf and not self._answered.is_set():
-            self.answers.append((i, self._arrived - self.sent_perf[i]))
+            cid = str(p.get("newClientOrderId", ""))
+            self.answers.append((i, self._arrived - self.sent_perf[i], cid))
             self._answered.set()
         return SandboxVenue._place(self, session, p, frames)
 
@@ -134,38 +150,97 @@ def pct(values: list[float] | np.ndarray, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
 
-async def tick_to_order(n_messages: int, journal_dir: Path, skip: int) -> dict[str, Any]:
+def _pingpong_venue(n_messages: int, stamp_at_write: bool) -> PingPongVenue:
     replay = replay_from_capture(DATA, max_messages=n_messages)
     account = SandboxAccount(SANDBOX_API_KEY, secret=SANDBOX_API_SECRET)
-    cls = load_strategy_class(str(STRATEGY))
+    return PingPongVenue(
+        replay, account=account, speed=0, rate_limits=BIG_LIMITS, stamp_at_write=stamp_at_write
+    )
+
+
+def _session(url: str, journal: Path) -> LiveSession:
+    return LiveSession.binance_spot(
+        endpoints_for(url),
+        ["BTCUSDT"],
+        api_key=SANDBOX_API_KEY,
+        signer=HmacSha256Signer(SANDBOX_API_SECRET),
+        strategy_cls=load_strategy_class(str(STRATEGY)),
+        instances=[{"mode": 1, "qty": 100, "offset": 1000}],
+        journal_path=journal,
+        options=SessionOptions(session_prefix="bench"),
+    )
+
+
+def _note_triggers(session: LiveSession) -> dict[str, int]:
+    """For each order sent, the arrival time (the rows' ts_local, wall ns) of the market
+    data that the step sending it had just taken in: the order's client id -> that time."""
+    triggers: dict[str, int] = {}
+    last = [0]
+    on_rows, send = session._on_md_rows, session._send
+
+    def rows_noted(rows: np.ndarray) -> None:
+        last[0] = int(rows[0]["ts_local"])
+        on_rows(rows)
+
+    def send_noted(p: Any) -> None:
+        triggers[p.request.client_id] = last[0]
+        send(p)
+
+    session.md.on_events = rows_noted
+    session._send = send_noted  # type: ignore[method-assign]
+    return triggers
+
+
+async def serve_pingpong(n_messages: int) -> None:
+    """The sandbox half, in its own process: print its URL, replay, print the stamps."""
+    async with _pingpong_venue(n_messages, stamp_at_write=True) as sb:
+        print("ready", sb.ws_url, flush=True)
+        await sb.replay_done.wait()
+        result = {"answers": sb.answers, "sent_wall": sb.sent_wall}
+        print("result", json.dumps(result), flush=True)
+
+
+async def tick_to_order(
+    n_messages: int, journal_dir: Path, skip: int, one_process: bool = False
+) -> dict[str, Any]:
     journal = journal_dir / f"bench-live-{os.getpid()}.journal"
     journal.unlink(missing_ok=True)
-    async with PingPongVenue(replay, account=account, speed=0, rate_limits=BIG_LIMITS) as sb:
-        session = LiveSession.binance_spot(
-            endpoints_for(sb.ws_url),
-            ["BTCUSDT"],
-            api_key=SANDBOX_API_KEY,
-            signer=HmacSha256Signer(SANDBOX_API_SECRET),
-            strategy_cls=cls,
-            instances=[{"mode": 1, "qty": 100, "offset": 1000}],
-            journal_path=journal,
-            options=SessionOptions(session_prefix="bench"),
+    if one_process:
+        async with _pingpong_venue(n_messages, stamp_at_write=False) as sb:
+            session = _session(sb.ws_url, journal)
+            await session.start()
+            triggers = _note_triggers(session)
+            await sb.replay_done.wait()
+            await session.stop()
+        answers_raw, sent_wall = sb.answers, sb.sent_wall
+    else:
+        cmd = [sys.executable, __file__, "--serve-pingpong", str(n_messages)]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdout=asyncio.subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            limit=1 << 24,
         )
-        arrival_wall: dict[int, int] = {}
-        orig = session._on_md_rows
-
-        def note_arrival(rows: np.ndarray) -> None:  # the frame's ts_local, for "net in"
-            arrival_wall.setdefault(sb._current, int(rows[0]["ts_local"]))
-            orig(rows)
-
+        assert proc.stdout is not None
+        first = (await proc.stdout.readline()).decode().split()
+        if first[:1] != ["ready"]:
+            proc.kill()
+            raise RuntimeError(f"the ping-pong sandbox did not start: {first!r}")
+        session = _session(first[1], journal)
         await session.start()
-        session.md.on_events = note_arrival
-        await sb.replay_done.wait()
+        triggers = _note_triggers(session)
+        line = (await proc.stdout.readline()).decode()
         await session.stop()
+        await proc.wait()
+        if not line.startswith("result "):
+            raise RuntimeError(f"the ping-pong sandbox failed: {line[:200]!r}")
+        result = json.loads(line[len("result ") :])
+        answers_raw = [tuple(a) for a in result["answers"]]
+        sent_wall = {int(k): v for k, v in result["sent_wall"].items()}
     journal.unlink(missing_ok=True)
-    answers = [(i, ns) for i, ns in sb.answers if i > skip]
-    total = [ns / 1e3 for _, ns in answers]
-    net_in = [(arrival_wall[i] - sb.sent_wall[i]) / 1e3 for i, _ in answers if i in arrival_wall]
+    answers = [a for a in answers_raw if a[0] > skip]
+    total = [ns / 1e3 for _, ns, _ in answers]
+    net_in = [(triggers[cid] - sent_wall[i]) / 1e3 for i, _, cid in answers if cid in triggers]
     t = session.timings
     sections = {"net in": statistics.median(net_in) if net_in else float("nan")}
     for name in ("decode", "wake", "engine", "encode", "journal", "send"):
@@ -182,6 +257,7 @@ async def tick_to_order(n_messages: int, journal_dir: Path, skip: int) -> dict[s
         "max_us": max(total),
         "sections_median_us": sections,
         "journal_dir": str(journal_dir),
+        "sandbox": "one process with the session" if one_process else "its own process",
         "orders_sent": session.status().orders,
     }
 
@@ -309,11 +385,22 @@ def main() -> int:
     ap.add_argument("--flood", type=int, default=30_000, help="messages per throughput run")
     ap.add_argument("--journal-dir", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--sandbox-process",
+        action="store_true",
+        help="run the ping-pong sandbox in its own process (default: on the session's loop)",
+    )
+    ap.add_argument("--serve-pingpong", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_pingpong:
+        event_loop.run(serve_pingpong(args.serve_pingpong))
+        return 0
     report = {
         "machine": machine(),
         "event_loop": event_loop.loop_name(),
-        "tick_to_order": event_loop.run(tick_to_order(args.messages, args.journal_dir, args.skip)),
+        "tick_to_order": event_loop.run(
+            tick_to_order(args.messages, args.journal_dir, args.skip, not args.sandbox_process)
+        ),
         "throughput": throughput(args.flood, args.journal_dir),
     }
     if args.json:
@@ -325,8 +412,8 @@ def main() -> int:
         f"python {m['python']}, numba {m['numba']}, event loop {report['event_loop']}"
     )
     print(
-        f"tick-to-order over loopback ({t['answered']} of {t['messages']} updates answered, "
-        f"journal fsync on {t['journal_dir']}):"
+        f"tick-to-order over loopback, the sandbox in {t['sandbox']} ({t['answered']} of "
+        f"{t['messages']} updates answered, journal synced on {t['journal_dir']}):"
     )
     print(
         f"  median {t['median_us']:.0f} us  p90 {t['p90_us']:.0f} us  p99 {t['p99_us']:.0f} us"
