@@ -14,6 +14,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
+from engine.decimals import decimal_scale
 from engine.events import (
     EVENT_DTYPE,
     FLAG_EXCH_TS_MISSING,
@@ -42,15 +43,16 @@ SMALL = 64
 """Up to this many values a Python loop converts faster than an Arrow cast (a diff, a
 quote, a trade: microseconds on the tick-to-order path); past it, Arrow."""
 
-_steps: dict[tuple[Decimal, int], int] = {}
+_grids: dict[Decimal, tuple[int, int]] = {}
 
 
-def _step_units(step: Decimal, scale: int) -> int:
-    key = (step, scale)
-    units = _steps.get(key)
-    if units is None:
-        units = _steps[key] = int(step.scaleb(scale))
-    return units
+def _grid(step: Decimal) -> tuple[int, int]:
+    """(decimal places, the step in units of 10**-places) of a tick or lot size."""
+    grid = _grids.get(step)
+    if grid is None:
+        scale = decimal_scale(step)
+        grid = _grids[step] = (scale, int(step.scaleb(scale)))
+    return grid
 
 
 def _plain_units(text: str, scale: int) -> int | None:
@@ -58,54 +60,64 @@ def _plain_units(text: str, scale: int) -> int | None:
     else (a sign, an exponent, too many places, a stray character): the caller then takes
     the exact Arrow path, which also words the error."""
     whole, _, frac = text.partition(".")
-    if not (whole.isascii() and whole.isdigit()):
+    frac = frac.rstrip("0")
+    if not whole or len(frac) > scale:
         return None
-    if frac:
-        frac = frac.rstrip("0")
-        if len(frac) > scale or not (frac == "" or (frac.isascii() and frac.isdigit())):
-            return None
-    return int(whole) * 10**scale + (int(frac) * 10 ** (scale - len(frac)) if frac else 0)
+    digits = whole + frac + _ZEROS[scale - len(frac)]
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
-def _on_grid(values: Sequence[str], scale: int, step: Decimal) -> np.ndarray | None:
+_ZEROS = ["0" * k for k in range(64)]
+
+
+def _on_grid(values: Sequence[str], step: Decimal) -> list[int] | None:
     """Small batches: exact units divided by the grid step, or None (take the Arrow path)."""
-    unit = _step_units(step, scale)
-    out = np.empty(len(values), np.int64)
-    for i, v in enumerate(values):
+    if len(values) > SMALL:
+        return None
+    scale, unit = _grid(step)
+    out = []
+    for v in values:
         u = _plain_units(v, scale)
         if u is None:
             return None
         q, r = divmod(u, unit)
         if r or q > INT64_MAX:
             return None
-        out[i] = q
+        out.append(q)
     return out
+
+
+def _ticks(inst: Instrument, prices: Sequence[str]) -> Sequence[int] | np.ndarray:
+    fast = _on_grid(prices, inst.tick_size)
+    if fast is not None:
+        return fast
+    return inst.prices_to_ticks(pa.array(prices, pa.string()), field="price")
+
+
+def _lots(inst: Instrument, sizes: Sequence[str]) -> Sequence[int] | np.ndarray:
+    fast = _on_grid(sizes, inst.lot_size)
+    if fast is not None:
+        return fast
+    return inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size")
 
 
 def prices_to_ticks(inst: Instrument, prices: Sequence[str]) -> np.ndarray:
     """Decimal price text to ticks, exactly (DataError names an off-grid or bad value)."""
-    if len(prices) <= SMALL:
-        fast = _on_grid(prices, inst.price_scale, inst.tick_size)
-        if fast is not None:
-            return fast
-    return inst.prices_to_ticks(pa.array(prices, pa.string()), field="price")
+    return np.asarray(_ticks(inst, prices), dtype=np.int64)
 
 
 def sizes_to_lots(inst: Instrument, sizes: Sequence[str]) -> np.ndarray:
     """Decimal size text to lots, exactly (DataError names an off-grid or bad value)."""
-    if len(sizes) <= SMALL:
-        fast = _on_grid(sizes, inst.size_scale, inst.lot_size)
-        if fast is not None:
-            return fast
-    return inst.sizes_to_lots(pa.array(sizes, pa.string()), field="size")
+    return np.asarray(_lots(inst, sizes), dtype=np.int64)
 
 
-def _ticks_lots(inst: Instrument, levels: Levels) -> tuple[np.ndarray, np.ndarray]:
+def _ticks_lots(
+    inst: Instrument, levels: Levels
+) -> tuple[Sequence[int] | np.ndarray, Sequence[int] | np.ndarray]:
     if not levels:
-        empty = np.empty(0, np.int64)
-        return empty, empty
+        return (), ()
     prices, sizes = zip(*((lv[0], lv[1]) for lv in levels), strict=True)
-    return prices_to_ticks(inst, prices), sizes_to_lots(inst, sizes)
+    return _ticks(inst, prices), _lots(inst, sizes)
 
 
 def book_rows(
@@ -129,10 +141,19 @@ def book_rows(
     nb, na = len(bp), len(ap)
     head = 1 if snapshot else 0
     n = head + nb + na
-    ev = np.zeros(n, dtype=EVENT_DTYPE)
-    if n == 0:
-        return ev
     flags = (FLAG_SNAPSHOT if snapshot else 0) | (FLAG_EXCH_TS_MISSING if exch_missing else 0)
+    if n <= SMALL:  # one array from tuples: a third of the time of field-by-field filling
+        kind = KIND_BOOK_SNAPSHOT if snapshot else KIND_BOOK_DELTA
+        rows = [(ts_exch, ts_local, 0, 0, iid, KIND_BOOK_CLEAR, SIDE_NONE, flags)] * head
+        for side, ps, qs in ((SIDE_BUY, bp, bq), (SIDE_SELL, ap, aq)):
+            rows += [
+                (ts_exch, ts_local, p, q, iid, kind, side, flags)
+                for p, q in zip(ps, qs, strict=True)
+            ]
+        if rows:
+            rows[-1] = (*rows[-1][:7], flags | FLAG_LAST)
+        return np.array(rows, dtype=EVENT_DTYPE)
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
     ev["ts_exch"] = ts_exch
     ev["ts_local"] = ts_local
     ev["instrument"] = iid
@@ -171,12 +192,21 @@ def trade_rows(
     ts_local: int,
 ) -> np.ndarray:
     """One row per (price, size, aggressor side, exchange time ns); each a message (LAST)."""
-    ev = np.zeros(len(trades), dtype=EVENT_DTYPE)
     if not trades:
-        return ev
+        return np.zeros(0, dtype=EVENT_DTYPE)
     prices, sizes, sides, times = zip(*trades, strict=True)
-    ev["price"] = prices_to_ticks(inst, prices)
-    ev["size"] = sizes_to_lots(inst, sizes)
+    ticks, lots = _ticks(inst, prices), _lots(inst, sizes)
+    if len(trades) <= SMALL:
+        return np.array(
+            [
+                (t, ts_local, p, q, iid, KIND_TRADE, side, FLAG_LAST)
+                for p, q, side, t in zip(ticks, lots, sides, times, strict=True)
+            ],
+            dtype=EVENT_DTYPE,
+        )
+    ev = np.zeros(len(trades), dtype=EVENT_DTYPE)
+    ev["price"] = ticks
+    ev["size"] = lots
     ev["side"] = sides
     ev["ts_exch"] = times
     ev["ts_local"] = ts_local
@@ -199,14 +229,12 @@ def quote_rows(
     exch_missing: bool = False,
 ) -> np.ndarray:
     """The two rows of a best bid/offer: bid (SIDE_BUY), then ask (SIDE_SELL, FLAG_LAST)."""
-    ev = np.zeros(2, dtype=EVENT_DTYPE)
-    ev["price"] = prices_to_ticks(inst, (bid, ask))
-    ev["size"] = sizes_to_lots(inst, (bid_size, ask_size))
-    ev["side"] = (SIDE_BUY, SIDE_SELL)
-    ev["ts_exch"] = ts_exch
-    ev["ts_local"] = ts_local
-    ev["instrument"] = iid
-    ev["kind"] = KIND_QUOTE
+    (bp, ap), (bq, aq) = _ticks(inst, (bid, ask)), _lots(inst, (bid_size, ask_size))
     flags = FLAG_EXCH_TS_MISSING if exch_missing else 0
-    ev["flags"] = (flags, flags | FLAG_LAST)
-    return ev
+    return np.array(
+        [
+            (ts_exch, ts_local, bp, bq, iid, KIND_QUOTE, SIDE_BUY, flags),
+            (ts_exch, ts_local, ap, aq, iid, KIND_QUOTE, SIDE_SELL, flags | FLAG_LAST),
+        ],
+        dtype=EVENT_DTYPE,
+    )
