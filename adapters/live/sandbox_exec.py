@@ -39,6 +39,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -59,6 +60,7 @@ from adapters.live.sandbox_matching import EngineMatcher, Execution, MatchError,
 from adapters.live.sandbox_md import SandboxMarketData
 from adapters.live.sandbox_replay import Replay, ReplayMessage
 from adapters.live.venue_filters import VenueFilters
+from adapters.live.ws_direct import DirectServerConnection
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +227,10 @@ class SandboxVenue(SandboxMarketData):
         )
         self._sessions[session.serial] = session
         self.ws_api_connections += 1
+        if isinstance(ws, DirectServerConnection):
+            ws.deliver_to(partial(self._on_request, session))
         try:
-            async for frame in ws:
+            async for frame in ws:  # what the direct delivery left (or all, without it)
                 self._on_request(session, frame)
         except ConnectionClosed:
             pass

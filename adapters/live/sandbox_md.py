@@ -74,6 +74,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from adapters.live.sandbox_replay import CHANNELS, MS, Replay, ReplayMessage, SandboxBook
+from adapters.live.ws_direct import DirectServerConnection
 from engine.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,9 @@ class SandboxMarketData:
             self.port,
             process_request=self._process_request,
             ping_interval=None,
+            # WS-API requests are handled as they are parsed (sandbox_exec), like a venue's
+            # gateway would, not on the event loop's next turn.
+            create_connection=DirectServerConnection,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
