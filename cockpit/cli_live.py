@@ -286,43 +286,59 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
     """The cockpit on a live session: the session on its own loop thread, the app here.
 
     Quitting the app, --duration, SIGTERM, SIGHUP or SIGINT stop the session: halt, cancel
-    everything, wait. A second signal while that runs is ignored (as headless), and a
-    terminal gone with SIGHUP does not keep the cancels from being sent.
+    everything, wait. A signal during the start-up (connecting, reconciling) cancels the
+    start instead: nothing was traded, the session closes as a failed start does
+    (cockpit/live_signals.py). A second signal while the stop runs is ignored (as
+    headless), and a terminal gone with SIGHUP does not keep the cancels from being sent.
     """
     from cockpit.app import CockpitApp
     from cockpit.bindings import load_keymap
     from cockpit.live_bridge import LiveBridge, SessionThread
+    from cockpit.live_signals import StopGuard
 
-    runner = SessionThread()
-    try:
-        runner.run(_start(args, session, out, ui=True))
-    except BaseException:
-        runner.close()
-        raise
-    out.flush()
-    timer: threading.Timer | None = None
-    try:
-        bridge = LiveBridge(session, runner)
-        app = CockpitApp(
-            bridge, theme=args.theme, keymap=load_keymap(None), stop_signals=STOP_SIGNALS
-        )
-        if args.duration is not None:  # as if the user quit
-            timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
-            timer.daemon = True
-            timer.start()
-        app.run()
-    finally:
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    with StopGuard(STOP_SIGNALS) as guard:  # the whole lifetime, not only the app's
+        runner = SessionThread()
         try:
-            if timer is not None:
-                timer.cancel()
-            _say(out, "stopping: halting the strategy and cancelling every order...\n")
+            started = guard.run(runner, _start(args, session, out, ui=True))
+        except BaseException:
+            runner.run(session.stop())  # a no-op when the start closed it already
+            runner.close()
+            raise
+        if not started:
             runner.run(session.stop())
             runner.close()
+            assert guard.received is not None
+            _say(out, f"{guard.received.name} during the start-up: stopped, nothing traded\n")
+            return 0
+        _say(out, "")
+        timer: threading.Timer | None = None
+        try:
+            bridge = LiveBridge(session, runner)
+            app = CockpitApp(
+                bridge,
+                theme=args.theme,
+                keymap=load_keymap(None),
+                stop_signals=STOP_SIGNALS,
+                stop_pending=guard.pending,
+            )
+            if args.duration is not None:  # as if the user quit
+                timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
+                timer.daemon = True
+                timer.start()
+            if guard.received is None:
+                app.run()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    return _final(session, out)
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+            try:
+                if timer is not None:
+                    timer.cancel()
+                _say(out, "stopping: halting the strategy and cancelling every order...\n")
+                runner.run(session.stop())
+                runner.close()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        return _final(session, out)
 
 
 def _say(out: TextIO, text: str) -> None:

@@ -233,3 +233,51 @@ def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
         assert b"stopping: halting the strategy and cancelling every order" in seen
     orders = rebuild(replay_journal(journal).records).orders
     assert [(cid, o.status) for cid, o in orders.items()] == [("t-1", "canceled")]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_the_start_up_stops_cleanly(
+    tmp_path: Path, no_keys: None, sig: signal.Signals
+) -> None:
+    # A "venue" that accepts connections and never answers: `cockpit live --ui` is held in
+    # its start-up (loading the instruments), before the cockpit runs its own handlers.
+    # The signal must stop it cleanly (exit 0, a message, the journal closed), not kill it
+    # (SIGTERM, SIGHUP) or raise KeyboardInterrupt (SIGINT).
+    import socket
+
+    from adapters.live.order_journal import OrderJournal
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    journal = tmp_path / "live.journal"
+    live, master = start_in_pty(
+        [
+            sys.executable, "-m", "cockpit", "live", "--ui",
+            "--url", f"ws://127.0.0.1:{port}", "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+            "--journal", str(journal), "--prefix", "t",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    conn = None
+    try:
+        server.settimeout(60)
+        conn, _ = server.accept()  # the start-up asks for the instruments: no answer
+        seen = read_until(master, live, lambda s: b"journal " in s, 10)
+        live.send_signal(sig)
+        seen += read_until(master, live, lambda s: b"nothing traded" in s, 30)
+        conn.close()  # the blocking HTTP request ends now instead of at its 10 s timeout
+        seen += read_until(master, live, lambda _: False, 30)
+        code = live.wait(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        if conn is not None:
+            conn.close()
+        server.close()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert code == 0, text
+    assert f"{sig.name} during the start-up: stopped, nothing traded" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    with OrderJournal.open(journal) as j:  # opens: not left locked
+        assert j.recovered.records == [] and j.recovered.discarded_bytes == 0
