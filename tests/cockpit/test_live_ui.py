@@ -39,6 +39,7 @@ from cockpit.widgets.venue import VenueBar
 from engine.book import NO_PRICE
 from tests.adapters.live.session_helpers import SYMBOL, CheckedVenue, session_for
 from tests.cockpit.test_bindings import covers
+from tests.cockpit.test_optimizer_app import record_notifications
 
 QTY = 100  # lots of 0.00001 BTC: above the sandbox's minimum notional
 
@@ -258,6 +259,56 @@ async def test_a_live_session_hides_the_replay_keys_from_footer_help_and_palette
             assert "Kill" in text and "Reconcile unknown orders" in text
             assert "Play/pause" not in text and "Jump to time" not in text
             assert "Replay" not in text  # the empty section is left out
+
+
+OPTIMIZER_ACTIONS = {"optimize", "optimize_cancel", "optimize_load"}
+
+
+def help_text(app: CockpitApp) -> str:
+    """The help screen's table as the user reads it."""
+    return rendered(app.screen.query_one("#help-table", Static).content)
+
+
+async def test_a_live_session_offers_no_optimizer_keys_or_palette_entries(
+    replay: Replay, tmp_path: Path
+) -> None:
+    assert {e.binding.action for e in TABLE if e.only == "replay"} >= OPTIMIZER_ACTIONS
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await pilot.pause()
+            entries = list(palette_entries(app))
+            assert not {action for _, action, _ in entries} & OPTIMIZER_ACTIONS
+            # (the pane stays a view: it says no optimization runs)
+            names = [name for name, _, _ in entries if "optimi" in name.lower()]
+            assert names == ["Optimizer pane"]
+            assert not any(app.check_action(a, ()) for a in OPTIMIZER_ACTIONS)
+            await pilot.press("o", "l", "ctrl+o")  # nothing: no dialog, no job
+            assert app.screen is app.main_screen and app.optimizer_job is None
+            await pilot.press("question_mark")
+            text = help_text(app)
+            assert "Start optimization" not in text and "Load best parameters" not in text
+            assert "Optimizer" not in [ln.strip() for ln in text.splitlines()]  # no section
+            await pilot.press("escape")
+            # A call that gets past the key table is refused, and says why.
+            said = record_notifications(app)
+            app.action_optimize()
+            app.action_optimize_load()
+            assert any(m.startswith("optimization: not on a live session") for m in said)
+            assert any(m.startswith("loading optimized parameters: not on a live") for m in said)
+            assert app.optimizer_job is None and app.screen is app.main_screen
+
+
+async def test_a_replay_still_offers_the_optimizer(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        entries = list(palette_entries(app))
+        assert {action for _, action, _ in entries} >= OPTIMIZER_ACTIONS
+        assert "Start optimization…" in [name for name, _, _ in entries]
+        assert all(app.check_action(a, ()) for a in OPTIMIZER_ACTIONS)
+        await pilot.press("question_mark")
+        text = help_text(app)
+        assert "Start optimization" in text and "Load best parameters" in text
 
 
 def rendered(renderable: Any) -> str:
