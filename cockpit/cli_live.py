@@ -192,6 +192,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     api_key, signer, key_note, creds = _credentials(args, endpoints.environment)
     journal = Path(args.journal or f"orders-{args.venue}-{endpoints.environment}.journal")
     ui = bool(getattr(args, "ui", False))
+    guard = _stop_guard() if ui else None  # from here on a signal is a clean stop
     handler = _logging(
         args.verbose, creds, journal.with_name(journal.name + ".log") if ui else None
     )
@@ -207,12 +208,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session = _session(
                 args, endpoints, symbols, api_key, signer, cls, instances, config, journal
             )
-            return _run_ui(args, session, out)
+            assert guard is not None
+            return _run_ui(args, session, out, guard)
         return asyncio.run(
             _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
         )
     finally:
         logging.getLogger().removeHandler(handler)
+        if guard is not None:
+            guard.restore()
 
 
 def _session(
@@ -282,7 +286,14 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 """Under --ui these stop the session as `q` does (Ctrl-C in the terminal is a key)."""
 
 
-def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
+def _stop_guard() -> Any:
+    """Process-level handlers for STOP_SIGNALS until the session has stopped (--ui)."""
+    from cockpit.live_signals import StopGuard
+
+    return StopGuard(STOP_SIGNALS).install()
+
+
+def _run_ui(args: argparse.Namespace, session: Any, out: TextIO, guard: Any) -> int:
     """The cockpit on a live session: the session on its own loop thread, the app here.
 
     Quitting the app, --duration, SIGTERM, SIGHUP or SIGINT stop the session: halt, cancel
@@ -294,9 +305,8 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
     from cockpit.app import CockpitApp
     from cockpit.bindings import load_keymap
     from cockpit.live_bridge import LiveBridge, SessionThread
-    from cockpit.live_signals import StopGuard
 
-    with StopGuard(STOP_SIGNALS) as guard:  # the whole lifetime, not only the app's
+    with guard:  # installed by run() before the first line was printed
         runner = SessionThread()
         try:
             started = guard.run(runner, _start(args, session, out, ui=True))

@@ -40,15 +40,23 @@ class StopGuard:
         self._previous: dict[signal.Signals, Any] = {}
         self._on_stop: Callable[[], object] | None = None
 
-    def __enter__(self) -> StopGuard:
+    def install(self) -> StopGuard:
+        """Put this guard's handlers in place (main thread only)."""
         for sig in self.signals:
-            self._previous[sig] = signal.signal(sig, self._handler)
+            self._previous.setdefault(sig, signal.signal(sig, self._handler))
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
+        """Give the signals back to the handlers found at `install` (idempotent)."""
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+
+    def __enter__(self) -> StopGuard:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
