@@ -6,6 +6,8 @@ the venue) and after it (halting, cancelling, waiting). `StopGuard` holds proces
 handlers for that whole time, so a SIGTERM, SIGHUP or SIGINT never takes the default
 action (kill the process, or a KeyboardInterrupt in whatever line was running):
 
+- before the start (`cockpit live` installs the guard before its first line), there is
+  no start at all;
 - during the start-up (`run`), the signal cancels the start on the session's loop: the
   session closes its connections and its journal as a failed start does; nothing was traded
   (the strategy runs only once the start is complete);
