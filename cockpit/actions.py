@@ -219,8 +219,22 @@ class ActionsMixin:
         """How the first key of a binding id shows (after the user's keymap), for hints."""
         return self.get_key_display(Binding(first_key(ident, self.keymap_overrides), ""))
 
+    def refused_live(self: CockpitApp, what: str) -> bool:
+        """Say that `what` is not for a live session, if this is one (the key table hides
+        these keys live; this catches a call that gets past it)."""
+        if not self.bridge.live:
+            return False
+        self.notify(
+            f"{what}: not on a live session (the optimizer searches recorded data: "
+            "`cockpit optimize`, or the cockpit on a replay)",
+            severity="warning",
+        )
+        return True
+
     def action_optimize(self: CockpitApp) -> None:
         """Ask for search options, then optimize the running strategy over the app's data."""
+        if self.refused_live("optimization"):
+            return
         job = self.optimizer_job
         if job is not None and job.running:
             p = job.snapshot.progress
@@ -285,6 +299,8 @@ class ActionsMixin:
 
     def action_optimize_load(self: CockpitApp) -> None:
         """Write the best parameters found into the running strategy (every instance)."""
+        if self.refused_live("loading optimized parameters"):
+            return
         job = self.optimizer_job
         if job is None:
             self.notify(

@@ -55,10 +55,15 @@ class CockpitApp(ActionsMixin, App[int]):
         poll_hz: float = POLL_HZ,
         clock: Callable[[], float] | None = None,
         stop_signals: tuple[signal.Signals, ...] = (),
+        stop_pending: Callable[[], signal.Signals | None] | None = None,
     ) -> None:
         super().__init__()
         self.stop_signals = stop_signals
         """Signals that quit the app as `q` does (`cockpit live --ui`: SIGTERM, SIGHUP)."""
+        self.stop_pending = stop_pending
+        """A stop signal that arrived before the app's own handlers were installed (while
+        Textual started): the app leaves at once on mount (`cockpit live --ui`)."""
+        self._signal_handlers: dict[signal.Signals, object] = {}
         self.stopped_by: signal.Signals | None = None
         """The signal that quit the app, if one did."""
         self.bridge = bridge
@@ -109,7 +114,11 @@ class CockpitApp(ActionsMixin, App[int]):
             self.run_worker(self.bridge.serve, thread=True, name="engine", exit_on_error=False)
         loop = asyncio.get_running_loop()
         for sig in self.stop_signals:  # on the app's loop: the handler runs between callbacks
+            self._signal_handlers[sig] = signal.getsignal(sig)
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        pending = self.stop_pending() if self.stop_pending is not None else None
+        if pending is not None:  # checked after the handlers: no signal falls between
+            self.call_after_refresh(self._on_stop_signal, pending)  # once the screen is up
         self.set_interval(1 / self.poll_hz, self.poll)
         self.set_interval(OPTIMIZER_WATCH_SECONDS, self.watch_optimizer)
         self.call_after_refresh(self.poll)
@@ -124,8 +133,13 @@ class CockpitApp(ActionsMixin, App[int]):
             self.optimizer_job.cancel()
         self.bridge.stop()
         loop = asyncio.get_running_loop()
-        for sig in self.stop_signals:
+        for sig, previous in self._signal_handlers.items():
+            # Back to the handler from before the app (asyncio's removal would restore the
+            # default, which kills the process: a signal during the stop must not).
             loop.remove_signal_handler(sig)
+            if previous is not None:
+                signal.signal(sig, previous)  # type: ignore[arg-type]
+        self._signal_handlers.clear()
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         """A stop signal: leave as `q` does (whoever runs the app stops what it drives)."""

@@ -146,14 +146,22 @@ TABLE: Final[tuple[Entry, ...]] = (
     ),
     Entry("View", _b("ctrl+t", "next_theme", "Next theme", "theme", show=False)),
     # ---- optimizer (cockpit/optimizer_job.py; the pane is cockpit/widgets/optimizer.py)
-    Entry("Optimizer", _b("o", "optimize", "Start optimization…", "optimize", show=False)),
+    # (it searches the app's recorded data: a live session has none, and loading
+    # parameters into a strategy trading real orders is not a palette entry away)
+    Entry(
+        "Optimizer",
+        _b("o", "optimize", "Start optimization…", "optimize", show=False),
+        only="replay",
+    ),
     Entry(
         "Optimizer",
         _b("ctrl+o", "optimize_cancel", "Cancel optimization", "optimize_cancel", show=False),
+        only="replay",
     ),
     Entry(
         "Optimizer",
         _b("l", "optimize_load", "Load best parameters", "optimize_load", show=False),
+        only="replay",
     ),
     # ---- app
     Entry("App", _b("question_mark,h", "help", "Help", "help", key_display="?")),

@@ -202,6 +202,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     api_key, signer, key_note, creds = _credentials(args, endpoints.environment)
     journal = Path(args.journal or f"orders-{args.venue}-{endpoints.environment}.journal")
     ui = bool(getattr(args, "ui", False))
+    guard = _stop_guard() if ui else None  # from here on a signal is a clean stop
     handler = _logging(
         args.verbose, creds, journal.with_name(journal.name + ".log") if ui else None
     )
@@ -219,12 +220,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session = _session(
                 args, endpoints, symbols, api_key, signer, cls, instances, config, journal
             )
-            return _run_ui(args, session, out)
+            assert guard is not None
+            return _run_ui(args, session, out, guard)
         return event_loop.run(
             _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
         )
     finally:
         logging.getLogger().removeHandler(handler)
+        if guard is not None:
+            guard.restore()
 
 
 def _session(
@@ -299,47 +303,69 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 """Under --ui these stop the session as `q` does (Ctrl-C in the terminal is a key)."""
 
 
-def _run_ui(args: argparse.Namespace, session: Any, out: TextIO) -> int:
+def _stop_guard() -> Any:
+    """Process-level handlers for STOP_SIGNALS until the session has stopped (--ui)."""
+    from cockpit.live_signals import StopGuard
+
+    return StopGuard(STOP_SIGNALS).install()
+
+
+def _run_ui(args: argparse.Namespace, session: Any, out: TextIO, guard: Any) -> int:
     """The cockpit on a live session: the session on its own loop thread, the app here.
 
     Quitting the app, --duration, SIGTERM, SIGHUP or SIGINT stop the session: halt, cancel
-    everything, wait. A second signal while that runs is ignored (as headless), and a
-    terminal gone with SIGHUP does not keep the cancels from being sent.
+    everything, wait. A signal during the start-up (connecting, reconciling) cancels the
+    start instead: nothing was traded, the session closes as a failed start does
+    (cockpit/live_signals.py). A second signal while the stop runs is ignored (as
+    headless), and a terminal gone with SIGHUP does not keep the cancels from being sent.
     """
     from cockpit.app import CockpitApp
     from cockpit.bindings import load_keymap
     from cockpit.live_bridge import LiveBridge, SessionThread
 
-    runner = SessionThread()
-    try:
-        runner.run(_start(args, session, out, ui=True))
-    except BaseException:
-        runner.close()
-        raise
-    out.flush()
-    timer: threading.Timer | None = None
-    try:
-        bridge = LiveBridge(session, runner)
-        app = CockpitApp(
-            bridge, theme=args.theme, keymap=load_keymap(None), stop_signals=STOP_SIGNALS
-        )
-        if args.duration is not None:  # as if the user quit
-            timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
-            timer.daemon = True
-            timer.start()
-        app.run()
-    finally:
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    with guard:  # installed by run() before the first line was printed
+        runner = SessionThread()
         try:
-            if timer is not None:
-                timer.cancel()
-            _say(out, "stopping: halting the strategy and cancelling every order...\n")
+            started = guard.run(runner, _start(args, session, out, ui=True))
+        except BaseException:
+            runner.run(session.stop())  # a no-op when the start closed it already
+            runner.close()
+            raise
+        if not started:
             runner.run(session.stop())
             runner.close()
+            assert guard.received is not None
+            _say(out, f"{guard.received.name} during the start-up: stopped, nothing traded\n")
+            return 0
+        _say(out, "")
+        timer: threading.Timer | None = None
+        try:
+            bridge = LiveBridge(session, runner)
+            app = CockpitApp(
+                bridge,
+                theme=args.theme,
+                keymap=load_keymap(None),
+                stop_signals=STOP_SIGNALS,
+                stop_pending=guard.pending,
+            )
+            if args.duration is not None:  # as if the user quit
+                timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit, 0))
+                timer.daemon = True
+                timer.start()
+            if guard.received is None:
+                app.run()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    return _final(session, out)
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+            try:
+                if timer is not None:
+                    timer.cancel()
+                _say(out, "stopping: halting the strategy and cancelling every order...\n")
+                runner.run(session.stop())
+                runner.close()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        return _final(session, out)
 
 
 def _say(out: TextIO, text: str) -> None:

@@ -311,3 +311,100 @@ def test_live_usdm_headless_stops_on_a_signal_with_the_venue_flat(
     orders = rebuild(replay_journal(journal).records).orders
     assert all(o.status in ("filled", "canceled") for o in orders.values())
     assert scan_files([journal]) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_the_start_up_stops_cleanly(
+    tmp_path: Path, no_keys: None, sig: signal.Signals
+) -> None:
+    # A "venue" that accepts connections and never answers: `cockpit live --ui` is held in
+    # its start-up (loading the instruments), before the cockpit runs its own handlers.
+    # The signal must stop it cleanly (exit 0, a message, the journal closed), not kill it
+    # (SIGTERM, SIGHUP) or raise KeyboardInterrupt (SIGINT).
+    import socket
+
+    from adapters.live.order_journal import OrderJournal
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    journal = tmp_path / "live.journal"
+    live, master = start_in_pty(
+        [
+            sys.executable, "-m", "cockpit", "live", "--ui",
+            "--url", f"ws://127.0.0.1:{port}", "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+            "--journal", str(journal), "--prefix", "t",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    conn = None
+    try:
+        server.settimeout(60)
+        conn, _ = server.accept()  # the start-up asks for the instruments: no answer
+        seen = read_until(master, live, lambda s: b"journal " in s, 10)
+        live.send_signal(sig)
+        seen += read_until(master, live, lambda s: b"nothing traded" in s, 30)
+        conn.close()  # the blocking HTTP request ends now instead of at its 10 s timeout
+        seen += read_until(master, live, lambda _: False, 30)
+        code = live.wait(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        if conn is not None:
+            conn.close()
+        server.close()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert code == 0, text
+    assert f"{sig.name} during the start-up: stopped, nothing traded" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    with OrderJournal.open(journal) as j:  # opens: not left locked
+        assert j.recovered.records == [] and j.recovered.discarded_bytes == 0
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.5, 1.5])
+def test_a_signal_as_the_session_starts_against_the_sandbox_stops_cleanly(
+    shared_data: Path, tmp_path: Path, no_keys: None, delay: float
+) -> None:
+    # SIGTERM `delay` s after `cockpit live --ui` has said what it starts: the start-up is
+    # cut short somewhere (before the journal, connecting, reconciling) or, on a fast
+    # machine, the strategy already trades. Either way: exit 0 and nothing left open.
+    import time
+
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    sandbox, url = start_sandbox(shared_data / BTC, "--speed", "1", "--port", "0")
+    journal = tmp_path / "live.journal"
+    live, master = start_in_pty(
+        [
+            sys.executable, "-m", "cockpit", "live", "--ui",
+            "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+            "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
+            "--param", "slip=-20000", "--param", "tif=0",
+            "--journal", str(journal), "--prefix", "t",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        seen = read_until(master, live, lambda s: b"strategy " in s, 60)
+        assert b"strategy " in seen, seen[-2000:]
+        time.sleep(delay)
+        live.send_signal(signal.SIGTERM)
+        seen += read_until(master, live, lambda _: False, 30)
+        code = live.wait(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        os.close(master)
+        sandbox.send_signal(signal.SIGINT)
+        sandbox_out, _ = sandbox.communicate(timeout=30)
+    text = seen.decode(errors="replace")
+    assert code == 0, text[-2000:]
+    assert "Traceback" not in text
+    if "SIGTERM during the start-up: stopped, nothing traded" in text:
+        if journal.exists():  # (the signal may come before the journal is opened)
+            assert rebuild(replay_journal(journal).records).orders == {}
+    else:
+        assert "stopping: halting the strategy and cancelling every order" in text
+        orders = rebuild(replay_journal(journal).records).orders
+        assert all(o.status in ("canceled", "filled") for o in orders.values()), orders

@@ -24,19 +24,23 @@ from textual.widgets._footer import FooterKey
 
 from adapters.live.order_journal import replay as replay_journal
 from adapters.live.order_records import Marker
+from adapters.live.sandbox_json import order_json
 from adapters.live.sandbox_md import Faults
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from cockpit.app import CockpitApp
 from cockpit.bindings import TABLE
+from cockpit.bridge import OV_FILLED, OV_STATUS
 from cockpit.commands import palette_entries
 from cockpit.live_bridge import LiveBridge, SessionThread
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.reconcile import ReconcileScreen
 from cockpit.widgets.ladder import Ladder
+from cockpit.widgets.orders import OrdersTable
 from cockpit.widgets.status import StatusBar
 from cockpit.widgets.venue import VenueBar
 from engine.book import NO_PRICE
+from engine.codes import ST_ACCEPTED, ST_FILLED, ST_SUBMITTED, STATE_NAMES
 from tests.adapters.live.session_helpers import (
     SYMBOL,
     CheckedVenue,
@@ -44,6 +48,7 @@ from tests.adapters.live.session_helpers import (
     session_for,
 )
 from tests.cockpit.test_bindings import covers
+from tests.cockpit.test_optimizer_app import record_notifications
 
 QTY = 100  # lots of 0.00001 BTC: above the sandbox's minimum notional
 
@@ -233,6 +238,83 @@ async def test_reconcile_now_asks_the_venue_about_an_unknown_order(
             assert app.bridge.session.orders.counts.resolved == 1
 
 
+class LostAckVenue(StatusAskedVenue):
+    """The sandbox, losing all it says about the first order.place: the order is carried
+    out (it rests or trades at the venue) but neither the reply nor the user events reach
+    the client, as if the network had dropped them. Later frames are not held up."""
+
+    def __init__(self, replay: Replay, **kw: Any) -> None:
+        super().__init__(replay, **kw)
+        self.lost: list[str] = []
+
+    def _respond(self, session: Any, n: int, method: str, reply: dict, frames: list[dict]) -> None:
+        if method == "order.place" and not self.lost:
+            self.lost.append(self.placed[-1])
+            return
+        super()._respond(session, n, method, reply, frames)
+
+
+def order_row(app: CockpitApp, cid: str) -> tuple[str, str]:
+    """(status, filled) of the client's order `cid` in the orders pane."""
+    oid = app.bridge.session.orders.by_cid[cid].oid
+    row = app.query_one(OrdersTable).get_row(str(oid))
+    return row[5].plain, row[4].plain
+
+
+@covers("reconcile")
+@pytest.mark.parametrize(
+    ("params", "at_venue", "state"),
+    [
+        # a GTC buy $200 below the market: it rests at the venue
+        ({"qty": QTY, "at": 3, "sell": 0, "slip": -20000, "tif": 0}, "NEW", ST_ACCEPTED),
+        # an IOC buy at the ask: it trades at once
+        ({"qty": QTY, "at": 3, "sell": 0}, "FILLED", ST_FILLED),
+    ],
+    ids=["rests", "fills"],
+)
+async def test_reconcile_now_settles_an_unknown_order_in_its_true_state(
+    replay: Replay, tmp_path: Path, params: dict[str, int], at_venue: str, state: int
+) -> None:
+    # The venue carries the order out but its answers are lost: the request times out
+    # (0.2 s) and the order is UNKNOWN; the client would ask only after 30 s. "u" asks now,
+    # and the venue's answer (nothing held up behind it here) settles the order: the
+    # engine, the orders pane and the venue bar end where the venue is.
+    async with LostAckVenue(replay, speed=1) as sb:
+        async with live_app(
+            sb, tmp_path / "orders.journal", params, timeout=0.2, resolve_after=30.0
+        ) as (app, pilot):
+            await until(pilot, lambda: "UNKNOWN 1: t-1 new" in venue_text(app), 10.0, "unknown")
+            assert sb.lost == ["t-1"]
+            venue_order = sb.matcher.find("t-1", None)
+            assert venue_order is not None and order_json(venue_order)["status"] == at_venue
+            snap = app.bridge.snapshot
+            assert int(snap.orders[0, OV_STATUS]) == ST_SUBMITTED  # the engine waits
+            await pilot.press("u")
+            await until(pilot, lambda: not app.bridge.snapshot.venue.unknown, 5.0, "settled")
+            assert [cid for _, cid in sb.status_queries] == ["t-1"]
+            session = app.bridge.session
+            assert session.orders.counts.resolved == 1 and session.status().unknown == ()
+            await until(
+                pilot,
+                lambda: order_row(app, "t-1")[0] == STATE_NAMES[state],
+                5.0,
+                "the orders pane",
+            )
+            snap = app.bridge.snapshot
+            (row,) = snap.orders
+            assert int(row[OV_STATUS]) == state
+            filled = QTY if state == ST_FILLED else 0
+            assert int(row[OV_FILLED]) == filled
+            assert "UNKNOWN" not in venue_text(app)
+            assert snap.venue.unknown == ()
+            if state == ST_FILLED:
+                assert snap.venue.fills == 1
+                assert order_row(app, "t-1")[1] != "0"
+            else:
+                assert snap.venue.acked == 1 and snap.venue.working == 1
+                assert sb.matcher.open_by_client("t-1") is not None
+
+
 def footer_actions(app: CockpitApp) -> set[str]:
     """The actions the footer offers."""
     return {k.action for k in app.screen.query(FooterKey)}
@@ -264,6 +346,56 @@ async def test_a_live_session_hides_the_replay_keys_from_footer_help_and_palette
             assert "Kill" in text and "Reconcile unknown orders" in text
             assert "Play/pause" not in text and "Jump to time" not in text
             assert "Replay" not in text  # the empty section is left out
+
+
+OPTIMIZER_ACTIONS = {"optimize", "optimize_cancel", "optimize_load"}
+
+
+def help_text(app: CockpitApp) -> str:
+    """The help screen's table as the user reads it."""
+    return rendered(app.screen.query_one("#help-table", Static).content)
+
+
+async def test_a_live_session_offers_no_optimizer_keys_or_palette_entries(
+    replay: Replay, tmp_path: Path
+) -> None:
+    assert {e.binding.action for e in TABLE if e.only == "replay"} >= OPTIMIZER_ACTIONS
+    async with CheckedVenue(replay, speed=1) as sb:
+        async with live_app(sb, tmp_path / "orders.journal", {"at": 10**9}) as (app, pilot):
+            await pilot.pause()
+            entries = list(palette_entries(app))
+            assert not {action for _, action, _ in entries} & OPTIMIZER_ACTIONS
+            # (the pane stays a view: it says no optimization runs)
+            names = [name for name, _, _ in entries if "optimi" in name.lower()]
+            assert names == ["Optimizer pane"]
+            assert not any(app.check_action(a, ()) for a in OPTIMIZER_ACTIONS)
+            await pilot.press("o", "l", "ctrl+o")  # nothing: no dialog, no job
+            assert app.screen is app.main_screen and app.optimizer_job is None
+            await pilot.press("question_mark")
+            text = help_text(app)
+            assert "Start optimization" not in text and "Load best parameters" not in text
+            assert "Optimizer" not in [ln.strip() for ln in text.splitlines()]  # no section
+            await pilot.press("escape")
+            # A call that gets past the key table is refused, and says why.
+            said = record_notifications(app)
+            app.action_optimize()
+            app.action_optimize_load()
+            assert any(m.startswith("optimization: not on a live session") for m in said)
+            assert any(m.startswith("loading optimized parameters: not on a live") for m in said)
+            assert app.optimizer_job is None and app.screen is app.main_screen
+
+
+async def test_a_replay_still_offers_the_optimizer(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        entries = list(palette_entries(app))
+        assert {action for _, action, _ in entries} >= OPTIMIZER_ACTIONS
+        assert "Start optimization…" in [name for name, _, _ in entries]
+        assert all(app.check_action(a, ()) for a in OPTIMIZER_ACTIONS)
+        await pilot.press("question_mark")
+        text = help_text(app)
+        assert "Start optimization" in text and "Load best parameters" in text
 
 
 def rendered(renderable: Any) -> str:
