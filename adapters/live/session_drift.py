@@ -1,0 +1,87 @@
+"""Position drift: the engine's position against the venue's, watched while the session runs.
+
+On USD-M futures the venue reports its position (ACCOUNT_UPDATE, kept in
+`BinanceFuturesExec.positions`); the engine keeps its own from the fills it was told about.
+The two are equal whenever the session has heard everything, but they move at different
+moments: a fill's ORDER_TRADE_UPDATE and the ACCOUNT_UPDATE that moves the position arrive
+in either order, and the engine books a fill at its next step. So a difference is only an
+alert once it has lasted `grace` seconds (`SessionOptions.drift_grace`): then something
+changed the position behind the session's back (another program on the account, a
+liquidation, an ADL, a lost fill), and the engine trades on a position it does not have.
+
+`DriftMonitor.observe` is pure bookkeeping (times in, verdicts out); the session calls it on a
+timer and decides what an alert does (journal marker, status, optional halt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class PositionDrift:
+    """A symbol whose engine position has differed from the venue's for too long."""
+
+    symbol: str
+    engine: Decimal
+    """The engine's net position (all rows), base quantity."""
+    venue: Decimal
+    """The venue's position, base quantity."""
+    seconds: float
+    """How long they have differed."""
+
+    def text(self) -> str:
+        """`BTCUSDT engine 0.001 venue 0 (3.2s)`."""
+        e, v = format(self.engine.normalize(), "f"), format(self.venue.normalize(), "f")
+        return f"{self.symbol} engine {e} venue {v} ({self.seconds:.1f}s)"
+
+
+class DriftMonitor:
+    """Per symbol: since when the engine and the venue differ, and whether that is an alert.
+
+    Args:
+        grace_ns: how long a difference may last before it is one (fills and position
+            updates arrive in some order).
+    """
+
+    def __init__(self, grace_ns: int) -> None:
+        self.grace_ns = int(grace_ns)
+        self._since: dict[str, int] = {}
+        self._alarmed: dict[str, PositionDrift] = {}
+
+    def observe(
+        self,
+        engine: Mapping[str, Decimal],
+        venue: Mapping[str, Decimal],
+        now_ns: int,
+    ) -> tuple[list[PositionDrift], list[str]]:
+        """Compare once; returns (symbols that became alerts now, symbols whose alert ended).
+
+        Args:
+            engine: the engine's net position per symbol traded here.
+            venue: the venue's position per symbol (a symbol absent is flat).
+            now_ns: the time of this comparison.
+        """
+        raised: list[PositionDrift] = []
+        cleared: list[str] = []
+        for sym, mine in engine.items():
+            theirs = venue.get(sym, Decimal(0))
+            if mine == theirs:
+                self._since.pop(sym, None)
+                if self._alarmed.pop(sym, None) is not None:
+                    cleared.append(sym)
+                continue
+            since = self._since.setdefault(sym, now_ns)
+            if now_ns - since < self.grace_ns:
+                continue
+            drift = PositionDrift(sym, mine, theirs, (now_ns - since) / 1e9)
+            if sym not in self._alarmed:
+                raised.append(drift)
+            self._alarmed[sym] = drift
+        return raised, cleared
+
+    def alerts(self) -> tuple[PositionDrift, ...]:
+        """The current alerts (as of the last `observe`)."""
+        return tuple(self._alarmed[s] for s in sorted(self._alarmed))
