@@ -64,12 +64,15 @@ from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Marker, Record
 from adapters.live.order_state import rebuild
 from adapters.live.secrets import VenueRequestError, redact
-from adapters.live.session_drift import DriftMonitor, PositionDrift
+from adapters.live.session_drift import DriftMonitor, PositionDrift, drift_markers
 from adapters.live.session_env import Endpoints, Environment
-from adapters.live.session_inherited import cancel_requests, inherited_event
+from adapters.live.session_inherited import (
+    book_inherited_fill,
+    cancel_requests,
+    inherited_event,
+)
 from adapters.live.session_orders import LiveOrders, Prepared
 from adapters.live.session_positions import (
-    book_fill,
     book_positions,
     journal_positions,
     with_venue_positions,
@@ -414,11 +417,18 @@ class LiveSession:
         await self.cancel_inherited()
         sent = 0
         while time.monotonic() < deadline:
+            try:
+                self._cycle()  # fills reported since the last step move the position
+            except Exception:
+                log.exception("live session: the engine step failed during the flatten")
+                return False
             busy = self.working_orders() or (self.orders is not None and self.orders.unknown)
-            if not busy and not any(self.engine_positions().values()):
+            # An inherited order being cancelled may still fill (booked, then flattened).
+            flat = not any(self.engine_positions().values())
+            if not busy and flat and not self.inherited:
                 log.info("live session: flat at the stop (%d flatten round(s))", sent)
                 return True
-            if not busy and sent < attempts:
+            if not busy and not flat and sent < attempts:
                 sent += 1
                 self.command(Command(CMD_FLATTEN))
             await asyncio.sleep(0.01)
@@ -717,35 +727,12 @@ class LiveSession:
         entry = self.inherited.get(ev.client_id)
         records = inherited_event(ev, self.inherited, self._inherited_cancels)
         if entry is not None and ev.kind == "fill":
-            self._book_inherited_fill(ev, entry[1])
+            if book_inherited_fill(self.engine, self.md.instruments, self._books, ev, entry[1]):
+                self._wake.set()
             qty = self._inherited_qty.get(ev.client_id)
             if qty is not None and ev.cum_qty is not None and ev.cum_qty >= qty:
                 del self.inherited[ev.client_id]  # filled: nothing left to cancel
         return records
-
-    def _book_inherited_fill(self, ev: ExecEvent, symbol: str) -> None:
-        iid = self._books.get(symbol)
-        if iid is None or self.engine is None or ev.qty is None or ev.price is None:
-            log.warning("live session: inherited fill of %s not booked: %s", ev.client_id, ev)
-            return
-        if ev.side not in ("buy", "sell"):
-            log.warning("live session: inherited fill of %s has no side", ev.client_id)
-            return
-        inst = self.md.instruments[iid]
-        try:
-            lots, ticks = inst.size_to_lots(ev.qty), inst.price_to_ticks(ev.price)
-        except Exception as exc:  # off the instrument's grid: say so, do not guess
-            log.warning("live session: inherited fill of %s not booked: %s", ev.client_id, exc)
-            return
-        book_fill(self.engine, iid, lots if ev.side == "buy" else -lots, ticks)
-        log.info(
-            "live session: inherited %s filled %s %s at %s (booked, manual row)",
-            ev.client_id,
-            ev.side,
-            ev.qty,
-            ev.price,
-        )
-        self._wake.set()
 
     def _flush_records(self) -> None:
         """Journal the venue's answers received since the last step (not synced: the next
@@ -856,24 +843,11 @@ class LiveSession:
         venue = {s: q for s, (q, _) in self.venue_positions().items()}
         now = time.time_ns()
         raised, cleared = self.drift.observe(self.engine_positions(), venue, now)
-        for d in raised:
-            halt = self.halts_on_drift
-            log.error(
-                "live session: POSITION DRIFT %s%s", d.text(), "; trading halted" if halt else ""
-            )
-            data: dict[str, str | int] = {
-                "symbol": d.symbol,
-                "engine": format(d.engine.normalize(), "f"),
-                "venue": format(d.venue.normalize(), "f"),
-                "halted": int(halt),
-            }
-            self._records.append(Marker("position_drift", now, data))
-            if halt:
-                self.engine.command(Command(CMD_HALT))
-            self._wake.set()
-        for sym in cleared:
-            log.warning("live session: %s: the engine's position equals the venue's again", sym)
-            self._records.append(Marker("position_drift_ended", now, {"symbol": sym}))
+        halt = self.halts_on_drift
+        self._records.extend(drift_markers(raised, cleared, halt, now))
+        if raised and halt:
+            self.engine.command(Command(CMD_HALT))
+        if raised or cleared:
             self._wake.set()
         return self.drift.alerts()
 

@@ -15,9 +15,14 @@ timer and decides what an alert does (journal marker, status, optional halt).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+
+from adapters.live.order_records import Marker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,3 +90,24 @@ class DriftMonitor:
     def alerts(self) -> tuple[PositionDrift, ...]:
         """The current alerts (as of the last `observe`)."""
         return tuple(self._alarmed[s] for s in sorted(self._alarmed))
+
+
+def drift_markers(
+    raised: list[PositionDrift], cleared: list[str], halted: bool, now_ns: int
+) -> list[Marker]:
+    """Log an `observe` verdict and return its journal markers: `position_drift` (symbol,
+    engine, venue, halted) per new alert, `position_drift_ended` (symbol) per ended one."""
+    out = []
+    for d in raised:
+        log.error("live session: POSITION DRIFT %s%s", d.text(), "; halted" if halted else "")
+        data: dict[str, str | int] = {
+            "symbol": d.symbol,
+            "engine": format(d.engine.normalize(), "f"),
+            "venue": format(d.venue.normalize(), "f"),
+            "halted": int(halted),
+        }
+        out.append(Marker("position_drift", now_ns, data))
+    for sym in cleared:
+        log.warning("live session: %s: the engine's position equals the venue's again", sym)
+        out.append(Marker("position_drift_ended", now_ns, {"symbol": sym}))
+    return out
