@@ -6,6 +6,7 @@
     await session.start()          # journal, instruments, engine, reconciliation, feeds
     print(session.status().line())
     await session.stop()           # halt, cancel every order, wait for the venue, close
+    # stop(flatten=True) (or SessionOptions(flatten_at_stop=True)) first closes the positions
 
 The flow (one event loop, one thread):
 
@@ -32,8 +33,13 @@ The flow (one event loop, one thread):
   carries what the journal's fills left open; USD-M books the venue's (positionRisk, read
   first), and a difference from the journal is one more mismatch.
 - USD-M (`session_venues`): books and quotes on the `/public` route, trades on `/market`
-  (a second market data client), amends as `order.modify` in place, funding fees
-  journaled (`funding_fee` markers) and summed in `status().funding`.
+  (a second market data client, `status().more_market_data`), amends as `order.modify` in
+  place, funding fees journaled (`funding_fee` markers) and summed in `status().funding`.
+  The engine's position is compared with the venue's on a timer (`check_drift`): a
+  difference lasting `options.drift_grace` is an alert (`status().drift`, a
+  `position_drift` marker) and halts trading unless `options.halt_on_drift` says not.
+- Orders an earlier run left open (inherited) are cancelled at the stop; their fills until
+  then are booked into the engine's manual row (`session_inherited.book_inherited_fill`).
 
 `status()` is a snapshot for a UI; `timings` holds the hot path's section times.
 """

@@ -126,6 +126,10 @@ def test_the_real_venue_without_credentials_stops_before_connecting(
           "--symbol", "X", "--strategy", STRATEGY], "Binance USD-M's testnet"),
         (["live", "--venue", "bybit", "--url", "ws://127.0.0.1:1", "--symbol", "X",
           "--strategy", STRATEGY], "invalid choice"),
+        (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", STRATEGY,
+          "--drift-grace", "0"], "must be positive"),
+        (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", STRATEGY,
+          "--flatten-at-stop", "--flatten-timeout", "-1"], "must be positive"),
         (["sandbox", "--data", "/nonexistent.gz"], "no such data file"),
         (["sandbox", "--data", "x.gz", "--faults", "bogus=1"], "unknown fault 'bogus'"),
         (["sandbox", "--data", "x.gz", "--speed", "-1"], "must not be negative"),
@@ -405,3 +409,29 @@ def test_live_spot_flatten_at_stop_sells_what_was_bought(
     assert proc.returncode == 0 and "2 orders received" in sandbox_out
     orders = rebuild(replay_journal(journal).records).orders
     assert [(o.side, o.status) for o in orders.values()] == [("buy", "filled"), ("sell", "filled")]
+
+
+@pytest.mark.parametrize(
+    ("flags", "url", "halts"),
+    [
+        ([], "ws://127.0.0.1:1", False),  # the sandbox: an alert, no halt
+        ([], "wss://fstream.binancefuture.com", True),  # the testnet (and live): halt
+        (["--halt-on-drift"], "ws://127.0.0.1:1", True),
+        (["--no-halt-on-drift"], "wss://fstream.binancefuture.com", False),
+    ],
+)
+def test_the_stop_and_drift_options_reach_the_session(
+    flags: list[str], url: str, halts: bool
+) -> None:
+    from adapters.live.session_env import endpoints_for
+    from cockpit.cli import build_parser
+    from cockpit.cli_live import _session
+
+    argv = ["live", "--venue", "binance-usdm", "--url", url, "--symbol", "BTCUSDT"]
+    argv += ["--strategy", STRATEGY, "--flatten-at-stop", "--drift-grace", "0.5", *flags]
+    args = build_parser().parse_args(argv)
+    endpoints = endpoints_for(args.url, args.venue)
+    session = _session(args, endpoints, ["BTCUSDT"], "k", None, object, [{}], None, Path("j"))
+    opts = session.options
+    assert (opts.flatten_at_stop, opts.flatten_timeout, opts.drift_grace) == (True, 10.0, 0.5)
+    assert session.halts_on_drift is halts
