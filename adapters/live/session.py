@@ -833,9 +833,15 @@ class LiveSession:
 
     async def _watch_drift(self) -> None:
         period = min(0.25, max(self.options.drift_grace / 4, 0.01))
+        ex = self.execution
         while self._running:
             await asyncio.sleep(period)
             try:
+                if self.drift.overdue(time.time_ns()) and isinstance(ex, BinanceFuturesExec):
+                    try:  # confirm over REST before an alert (the user stream may be stale)
+                        await ex.fetch_positions()
+                    except (VenueRequestError, OSError, TimeoutError) as exc:
+                        log.warning("live session: positions not re-read: %s", exc)
                 self.check_drift()
             except Exception:
                 log.exception("live session: the position drift check failed")

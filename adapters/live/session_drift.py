@@ -10,7 +10,10 @@ changed the position behind the session's back (another program on the account, 
 liquidation, an ADL, a lost fill), and the engine trades on a position it does not have.
 
 `DriftMonitor.observe` is pure bookkeeping (times in, verdicts out); the session calls it on a
-timer and decides what an alert does (journal marker, status, optional halt).
+timer and decides what an alert does (journal marker, status, optional halt). Before a
+difference becomes an alert the session reads the venue's positions again over REST
+(positionRisk): a position kept from ACCOUNT_UPDATEs can be stale (updates missed while the
+user stream reconnected), and an alert may halt trading.
 """
 
 from __future__ import annotations
@@ -86,6 +89,15 @@ class DriftMonitor:
                 raised.append(drift)
             self._alarmed[sym] = drift
         return raised, cleared
+
+    def overdue(self, now_ns: int) -> list[str]:
+        """Symbols whose difference (as of the last `observe`) has lasted the grace period
+        and is not an alert yet: the next `observe` raises them unless it has ended."""
+        return [
+            sym
+            for sym, since in self._since.items()
+            if now_ns - since >= self.grace_ns and sym not in self._alarmed
+        ]
 
     def alerts(self) -> tuple[PositionDrift, ...]:
         """The current alerts (as of the last `observe`)."""

@@ -78,3 +78,11 @@ def test_book_fill_opens_adds_reduces_and_flips_the_manual_row(engine: LiveEngin
     assert book_fill(engine, 0, 10, 1400) == pytest.approx(0.0)  # closes flat
     assert (st.pi[row, 0, PI_POS], st.pf[row, 0, PF_COST]) == (0, 0.0)
     assert int(st.pi[:row, 0, PI_POS].sum()) == 0  # strategy rows untouched
+
+
+def test_overdue_names_the_differences_about_to_become_alerts() -> None:
+    m = DriftMonitor(2 * S)
+    m.observe({"X": D(1), "Y": D(0)}, {"X": D(2)}, 0)
+    assert m.overdue(S) == [] and m.overdue(2 * S) == ["X"]
+    m.observe({"X": D(1), "Y": D(0)}, {"X": D(2)}, 2 * S)  # raised
+    assert m.overdue(3 * S) == []

@@ -365,3 +365,25 @@ async def test_a_fill_of_an_inherited_order_is_booked_into_the_engine(
             await second.stop()
     orders = rebuild(records(journal)).orders
     assert orders["t-1"].status == "filled"
+
+
+async def test_a_stale_venue_position_is_read_again_before_an_alert(
+    replay: Replay, tmp_path: Path
+) -> None:
+    from adapters.live.binance_futures_messages import Position
+
+    async with venue(replay) as sb:
+        session = futures_session_for(
+            sb, tmp_path / "j", {"qty": QTY, "rounds": 0}, drift_grace=0.3
+        )
+        await session.start()
+        try:
+            ex = session.execution
+            # As if an ACCOUNT_UPDATE had been missed (user stream reconnecting): the
+            # client's copy says 0.002, the venue (and the engine) are flat.
+            ex.positions[(SYMBOL, "BOTH")] = Position(SYMBOL, D("0.002"), D("60000"), "BOTH")
+            await eventually(lambda: session.venue_positions() == {}, 5.0, "the REST read")
+            await asyncio.sleep(0.5)
+            assert session.status().drift == ()
+        finally:
+            await session.stop()
