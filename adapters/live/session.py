@@ -834,7 +834,7 @@ class LiveSession:
     async def _watch_drift(self) -> None:
         period = min(0.25, max(self.options.drift_grace / 4, 0.01))
         ex = self.execution
-        while self._running:
+        while not self._closed:
             await asyncio.sleep(period)
             try:
                 if self.drift.overdue(time.time_ns()) and isinstance(ex, BinanceFuturesExec):
