@@ -11,7 +11,13 @@ the same), Binance's testnet is the testnet, Binance (or no --url) is the real v
 which also needs `--confirm-live`. A status line is printed every `--status-every`
 seconds. Ctrl-C (or SIGTERM, or `--duration`) halts the strategy, cancels every order the
 session placed (and those of an earlier run found open at the start), waits for the
-venue, then exits.
+venue, then exits. With `--flatten-at-stop` it first closes the engine's positions (market
+orders, reduce-only on USD-M) and waits for their fills (`--flatten-timeout`).
+
+USD-M: the engine's position is compared with the venue's all along; a difference that
+lasts longer than `--drift-grace` seconds is a POSITION DRIFT alert (status line, venue
+bar, journal) and halts trading, except in the sandbox (`--halt-on-drift` /
+`--no-halt-on-drift` decide).
 
 Credentials come from `--key-file`, `COCKPIT_BINANCE_KEY_FILE` or `COCKPIT_BINANCE_API_KEY`
 with `..._API_SECRET` / `..._PRIVATE_KEY_FILE` (adapters/live/secrets.py); they are never
@@ -108,6 +114,31 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--confirm-live", action="store_true", help="yes, trade on the real venue (real money)"
     )
+    p.add_argument(
+        "--flatten-at-stop",
+        action="store_true",
+        help="at the stop, close the engine's positions first (market orders; reduce-only "
+        "on USD-M) and wait for the fills",
+    )
+    p.add_argument(
+        "--flatten-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the flatten's fills at the stop (default 10)",
+    )
+    p.add_argument(
+        "--drift-grace",
+        type=float,
+        default=2.0,
+        help="USD-M: seconds the engine's position may differ from the venue's before it is "
+        "an alert (default 2)",
+    )
+    p.add_argument(
+        "--halt-on-drift",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="USD-M: a position drift alert halts trading (default: yes, except in the sandbox)",
+    )
     p.add_argument("--verbose", action="store_true", help="log connection events to stderr")
     p.add_argument(
         "--ui",
@@ -189,6 +220,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise UsageError("--status-every must be positive")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
+    if args.flatten_timeout <= 0 or args.drift_grace <= 0:
+        raise UsageError("--flatten-timeout and --drift-grace must be positive")
     endpoints = endpoints_for(args.url, args.venue)
     if endpoints.environment == "live" and not args.confirm_live:
         raise UsageError(
@@ -254,7 +287,13 @@ def _session(
         instances=instances,
         config=config,
         journal_path=journal,
-        options=SessionOptions(session_prefix=args.prefix),
+        options=SessionOptions(
+            session_prefix=args.prefix,
+            flatten_at_stop=args.flatten_at_stop,
+            flatten_timeout=args.flatten_timeout,
+            drift_grace=args.drift_grace,
+            halt_on_drift=args.halt_on_drift,
+        ),
     )
 
 
@@ -359,7 +398,7 @@ def _run_ui(args: argparse.Namespace, session: Any, out: TextIO, guard: Any) -> 
             try:
                 if timer is not None:
                     timer.cancel()
-                _say(out, "stopping: halting the strategy and cancelling every order...\n")
+                _say(out, _stopping(args))
                 runner.run(session.stop())
                 runner.close()
             finally:
@@ -377,9 +416,26 @@ def _say(out: TextIO, text: str) -> None:
         pass
 
 
+def _stopping(args: argparse.Namespace) -> str:
+    if args.flatten_at_stop:
+        return (
+            "stopping: closing the positions, halting the strategy and cancelling every order...\n"
+        )
+    return "stopping: halting the strategy and cancelling every order...\n"
+
+
 def _final(session: Any, out: TextIO) -> int:
     status = session.status()
     _say(out, status.line() + "\n")
+    if session.options.flatten_at_stop:
+        mine = [f"{s}={q.normalize():f}" for s, q in session.engine_positions().items() if q]
+        venue = [f"{s}={q.normalize():f}" for s, (q, _) in session.venue_positions().items() if q]
+        if mine or venue:
+            _say(
+                out,
+                f"WARNING: not flat after --flatten-at-stop (engine {' '.join(mine) or 'flat'}, "
+                f"venue {' '.join(venue) or 'flat'}); check the venue\n",
+            )
     if status.working or status.inherited:
         _say(
             out,
@@ -424,7 +480,6 @@ async def _run(
             if t_end is not None and time.monotonic() >= t_end:
                 break
     finally:
-        out.write("stopping: halting the strategy and cancelling every order...\n")
-        out.flush()
+        _say(out, _stopping(args))
         await session.stop()
     return _final(session, out)

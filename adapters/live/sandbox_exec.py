@@ -313,6 +313,15 @@ class SandboxVenue(SandboxMarketData):
     def _enqueue(self, session: _Session, text: str, not_before: float) -> None:
         session.queue.put_nowait((not_before, text))
 
+    def fill_order(self, client_id: str) -> bool:
+        """Fill an open order now at its own price (a test hook: `EngineMatcher.fill_now`);
+        its execution report goes out as usual. Returns False when no open order has it."""
+        order = self.matcher.open_by_client(client_id)
+        if order is None:
+            return False
+        self._push_executions(self.matcher.fill_now(order), 0.0)
+        return True
+
     def _push_executions(self, executions: list[Execution], not_before: float) -> None:
         for ex in executions:
             self._push_user(execution_report(ex, self.server_time_ms()), not_before)

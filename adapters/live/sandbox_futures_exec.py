@@ -206,6 +206,15 @@ class SandboxFuturesVenue(SandboxVenue, SandboxFutures):
         self.wallet += amount
         self._account_update("FUNDING_FEE", amount, [], 0.0)
 
+    def move_position(
+        self, symbol: str, qty: Decimal, entry: Decimal | None = None, *, reason: str = "ADJUSTMENT"
+    ) -> None:
+        """Change a position behind the client's back (another program on the account, a
+        liquidation): the one-way position becomes `qty` and an ACCOUNT_UPDATE says so."""
+        old_entry = self.positions.get(symbol, (Decimal(0), Decimal(0)))[1]
+        self.positions[symbol] = (qty, Decimal(0) if qty == 0 else (entry or old_entry))
+        self._account_update(reason, Decimal(0), [symbol], 0.0)
+
     def _account_update(
         self, reason: str, change: Decimal, symbols: list[str], not_before: float
     ) -> None:

@@ -438,6 +438,19 @@ class EngineMatcher:
         self._emit(order, "AMENDMENT")
         return self._drain()
 
+    def fill_now(self, order: SandboxOrder) -> list[Execution]:
+        """Fill what is left of an open order at its own price, whatever the market (a test
+        hook: the market reached an order while a client was not looking); the engine's copy
+        of the order is withdrawn silently. Returns the executions (one TRADE)."""
+        if not order.open or order.oid < 0 or order.price <= 0:
+            return []
+        _, inst = self.insts[order.symbol]
+        lots = inst.size_to_lots(order.qty - order.executed)
+        self._fill(order, inst.price_to_ticks(order.price), lots)  # FILLED: no longer open
+        self.engine.command(Command(CMD_CANCEL, a=order.oid))  # its CANCELED is not reported
+        self._run_now()
+        return self._drain()
+
     def open_orders(self, symbol: str) -> list[SandboxOrder]:
         """Open orders of a symbol, oldest first."""
         return [o for o in self.orders.values() if o.symbol == symbol and o.open]

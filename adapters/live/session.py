@@ -6,6 +6,7 @@
     await session.start()          # journal, instruments, engine, reconciliation, feeds
     print(session.status().line())
     await session.stop()           # halt, cancel every order, wait for the venue, close
+    # stop(flatten=True) (or SessionOptions(flatten_at_stop=True)) first closes the positions
 
 The flow (one event loop, one thread):
 
@@ -32,8 +33,13 @@ The flow (one event loop, one thread):
   carries what the journal's fills left open; USD-M books the venue's (positionRisk, read
   first), and a difference from the journal is one more mismatch.
 - USD-M (`session_venues`): books and quotes on the `/public` route, trades on `/market`
-  (a second market data client), amends as `order.modify` in place, funding fees
-  journaled (`funding_fee` markers) and summed in `status().funding`.
+  (a second market data client, `status().more_market_data`), amends as `order.modify` in
+  place, funding fees journaled (`funding_fee` markers) and summed in `status().funding`.
+  The engine's position is compared with the venue's on a timer (`check_drift`): a
+  difference lasting `options.drift_grace` is an alert (`status().drift`, a
+  `position_drift` marker) and halts trading unless `options.halt_on_drift` says not.
+- Orders an earlier run left open (inherited) are cancelled at the stop; their fills until
+  then are booked into the engine's manual row (`session_inherited.book_inherited_fill`).
 
 `status()` is a snapshot for a UI; `timings` holds the hot path's section times.
 """
@@ -63,14 +69,23 @@ from adapters.live.exec_events import ExecEvent
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Marker, Record
 from adapters.live.secrets import VenueRequestError, redact
+from adapters.live.session_drift import DriftMonitor, PositionDrift, drift_markers
 from adapters.live.session_env import Endpoints, Environment
-from adapters.live.session_inherited import cancel_requests, inherited_event
+from adapters.live.session_inherited import (
+    book_inherited_fill,
+    cancel_requests,
+    inherited_event,
+)
 from adapters.live.session_orders import LiveOrders, Prepared
-from adapters.live.session_positions import book_positions, journal_positions, with_venue_positions
+from adapters.live.session_positions import (
+    book_positions,
+    journal_positions,
+    with_venue_positions,
+)
 from adapters.live.session_reconcile import BinanceQueries, ReconcileReport, reconcile
 from adapters.live.session_status import SessionStatus, Timings, build_status
 from adapters.live.session_venues import binance_spot_clients, binance_usdm_clients
-from engine.commands import CMD_HALT, CMD_RESUME, Command
+from engine.commands import CMD_FLATTEN, CMD_HALT, CMD_RESUME, Command
 from engine.config import EngineConfig
 from engine.errors import CockpitError, UsageError
 from engine.events import FLAG_RESYNC, KIND_BOOK_CLEAR
@@ -79,6 +94,7 @@ from engine.state import (
     H_TS,
     MK_MID_X2,
     N_HEAP,
+    PI_POS,
 )
 
 log = logging.getLogger(__name__)
@@ -102,6 +118,17 @@ class SessionOptions:
     """Seconds `stop()` waits for the venue to confirm the cancels."""
     engine_capacity: int = 1 << 20
     """Rows the engine buffers between steps."""
+    flatten_at_stop: bool = False
+    """`stop()` first closes the engine's positions (CMD_FLATTEN: market orders, reduce-only
+    on futures) and waits for their fills, then cancels and closes."""
+    flatten_timeout: float = 10.0
+    """Seconds `stop()` waits for the flatten's fills (then it stops regardless)."""
+    drift_grace: float = 2.0
+    """USD-M: seconds the engine's position may differ from the venue's before that is an
+    alert (a fill and the position update arrive in some order)."""
+    halt_on_drift: bool | None = None
+    """USD-M: a position drift alert also halts trading. None: yes, except in the sandbox
+    (whose faults and test hooks move positions on purpose)."""
 
 
 def _registered(md: BinanceSpotMarketData, symbol: str) -> bool:
@@ -163,10 +190,14 @@ class LiveSession:
         """Open orders of an earlier run: venue client id -> (journal client id, symbol)."""
         self.funding: dict[str, Decimal] = {}
         """USD-M funding fees received (+) or paid (-) this session, per asset."""
+        self.drift = DriftMonitor(int(self.options.drift_grace * 1e9))
+        """USD-M: the engine's position against the venue's (`check_drift`)."""
         self.error = ""
         self._journal_failed = False
         self._inherited_cancels: dict[str, str] = {}
         """Cancel requests of inherited orders: cancel client id -> venue client id."""
+        self._inherited_qty: dict[str, Decimal | None] = {}
+        """Inherited orders' quantities (venue client id -> qty): filled -> no longer open."""
         self._reconcile_pending: ReconcileReport | None = None
         self._records: list[Record] = []
         self._books: dict[str, int] = {}
@@ -327,12 +358,29 @@ class LiveSession:
             extra.on_events = self._on_md_rows
             await extra.start()
         self._stepper = asyncio.create_task(self._step_loop(), name="live-session:step")
+        if self.futures:
+            self._spawn(self._watch_drift(), "live-session:drift")
 
-    async def stop(self, *, cancel: bool = True) -> None:
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, *, cancel: bool = True, flatten: bool | None = None) -> None:
         """Halt the engine, cancel every order (ours and inherited ones, never external
-        ones), wait up to `options.cancel_timeout` for the venue, then close everything."""
+        ones), wait up to `options.cancel_timeout` for the venue, then close everything.
+
+        Args:
+            cancel: False closes without cancelling (orders stay open at the venue).
+            flatten: first close the engine's positions (`flatten_positions`); None:
+                `options.flatten_at_stop`.
+        """
         if self._closed:
             return
+        if flatten is None:
+            flatten = self.options.flatten_at_stop
+        if cancel and flatten and self._running and self.engine is not None:
+            await self.flatten_positions()
         if cancel and self._running and self.engine is not None:
             try:
                 self.engine.command(Command(CMD_HALT))
@@ -349,6 +397,59 @@ class LiveSession:
                     len(self.working_orders()) + len(self.inherited),
                 )
         await self._close(flush=True)
+
+    async def flatten_positions(self, timeout: float | None = None, attempts: int = 3) -> bool:
+        """Halt the strategies, cancel every order (inherited ones too), and close the
+        engine's positions with market orders (CMD_FLATTEN; reduce-only on futures); wait up
+        to `timeout` seconds (`options.flatten_timeout`) for the venue. A flatten that left
+        something open (an IOC partly filled, a refusal) is sent again, `attempts` in all.
+        Returns whether the engine ended flat with nothing working.
+
+        Spot sells (or buys back) what the engine holds, the journal's carried position
+        included; futures close the position the engine booked from the venue's.
+        """
+        engine = self.engine
+        if engine is None or not self._running:
+            return False
+        limit = self.options.flatten_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        try:
+            engine.command(Command(CMD_HALT))  # strategies stop; flatten orders still go
+            self._cycle()
+        except Exception:
+            log.exception("live session: halting before the flatten failed")
+            return False
+        await self.cancel_inherited()
+        sent = 0
+        while time.monotonic() < deadline:
+            try:
+                self._cycle()  # fills reported since the last step move the position
+            except Exception:
+                log.exception("live session: the engine step failed during the flatten")
+                return False
+            busy = self.working_orders() or (self.orders is not None and self.orders.unknown)
+            # An inherited order being cancelled may still fill (booked, then flattened).
+            flat = not any(self.engine_positions().values())
+            if not busy and flat and not self.inherited:
+                log.info("live session: flat at the stop (%d flatten round(s))", sent)
+                return True
+            if not busy and not flat and sent < attempts:
+                sent += 1
+                self.command(Command(CMD_FLATTEN))
+            await asyncio.sleep(0.01)
+        held = {s: q for s, q in self.engine_positions().items() if q}
+        log.warning("live session: not flat at the stop after %g s: %s", limit, held)
+        return False
+
+    def engine_positions(self) -> dict[str, Decimal]:
+        """The engine's net position per symbol (all rows), base quantity."""
+        if self.engine is None:
+            return {}
+        pi, insts = self.engine.state.pi, self.md.instruments
+        return {
+            sym: insts[iid].lots_to_size(int(pi[:, iid, PI_POS].sum()))
+            for sym, iid in self._books.items()
+        }
 
     async def abort(self) -> None:
         """Stop at once, as a crash would: no cancels, nothing more journaled."""
@@ -626,8 +727,17 @@ class LiveSession:
         self._wake.set()
 
     def _foreign(self, ev: ExecEvent) -> list[Record]:
-        """An event about an order this run did not place (`session_inherited`)."""
-        return inherited_event(ev, self.inherited, self._inherited_cancels)
+        """An event about an order this run did not place (`session_inherited`); an
+        inherited order's fill is also booked into the engine's manual row."""
+        entry = self.inherited.get(ev.client_id)
+        records = inherited_event(ev, self.inherited, self._inherited_cancels)
+        if entry is not None and ev.kind == "fill":
+            if book_inherited_fill(self.engine, self.md.instruments, self._books, ev, entry[1]):
+                self._wake.set()
+            qty = self._inherited_qty.get(ev.client_id)
+            if qty is not None and ev.cum_qty is not None and ev.cum_qty >= qty:
+                del self.inherited[ev.client_id]  # filled: nothing left to cancel
+        return records
 
     def _flush_records(self) -> None:
         """Journal the venue's answers received since the last step (not synced: the next
@@ -668,12 +778,16 @@ class LiveSession:
             report = with_venue_positions(report, venue, self.symbols, now)
         self.journal.append_batch(report.records)
         self.reconcile_report = report
+        rebuilt = rebuild([*records, *report.records]).orders
         if isinstance(ex, BinanceFuturesExec):
             book_positions(self.engine, self.md.instruments, self._books, venue, "the venue's")
         else:
             held = journal_positions([*records, *report.records])
             book_positions(self.engine, self.md.instruments, self._books, held, "the journal's")
         self.inherited = {vid: (root, sym) for vid, root, sym in report.inherited}
+        self._inherited_qty = {
+            vid: rebuilt[root].qty for vid, root, _ in report.inherited if root in rebuilt
+        }
         for line in report.lines():
             log.info("reconcile: %s", line)
         if report.halts:
@@ -707,6 +821,46 @@ class LiveSession:
             self._records.append(Marker("funding_fee", ts, data))
             log.info("live session: funding fee %s %s", b.change, b.asset)
         self._wake.set()
+
+    # -- position drift (USD-M) ------------------------------------------------------------------
+
+    @property
+    def halts_on_drift(self) -> bool:
+        """Whether a drift alert halts trading (`options.halt_on_drift`)."""
+        opt = self.options.halt_on_drift
+        return self.environment != "sandbox" if opt is None else opt
+
+    async def _watch_drift(self) -> None:
+        period = min(0.25, max(self.options.drift_grace / 4, 0.01))
+        ex = self.execution
+        while not self._closed:
+            await asyncio.sleep(period)
+            try:
+                if self.drift.overdue(time.time_ns()) and isinstance(ex, BinanceFuturesExec):
+                    try:  # confirm over REST before an alert (the user stream may be stale)
+                        await ex.fetch_positions()
+                    except (VenueRequestError, OSError, TimeoutError) as exc:
+                        log.warning("live session: positions not re-read: %s", exc)
+                self.check_drift()
+            except Exception:
+                log.exception("live session: the position drift check failed")
+
+    def check_drift(self) -> tuple[PositionDrift, ...]:
+        """Compare the engine's positions with the venue's now (USD-M; called on a timer):
+        a new alert is logged and journaled (`position_drift`) and, if `halts_on_drift`,
+        halts trading until the user resumes. Returns the current alerts."""
+        if not self.futures or self.engine is None:
+            return ()
+        venue = {s: q for s, (q, _) in self.venue_positions().items()}
+        now = time.time_ns()
+        raised, cleared = self.drift.observe(self.engine_positions(), venue, now)
+        halt = self.halts_on_drift
+        self._records.extend(drift_markers(raised, cleared, halt, now))
+        if raised and halt:
+            self.engine.command(Command(CMD_HALT))
+        if raised or cleared:
+            self._wake.set()
+        return self.drift.alerts()
 
     # -- status ------------------------------------------------------------------------------
 

@@ -5,16 +5,25 @@ The new engine does not manage them (it never placed them), so the session keeps
 of each cancel request sent for one -> its venue client id). These functions build the
 cancel requests and turn the venue's events about those orders into journal records,
 under the order's journal id, so a later restart's `order_state.rebuild` sees their end.
+Their fills are booked into the engine's manual row (`book_inherited_fill`), where the
+start put the position they belong to: the engine's position keeps following the venue's.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 
 from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent, OrderRequest
 from adapters.live.order_records import Event, Intent, Marker, Record, Reply
 from adapters.live.session_orders import Prepared
+from adapters.live.session_positions import book_fill
+from engine.instruments import InstrumentRegistry
+from engine.live import LiveEngine
+
+log = logging.getLogger(__name__)
 
 
 def cancel_requests(
@@ -70,3 +79,36 @@ def inherited_event(
                 out.append(Reply(cancel_cid, "ack", ts, venue_order_id=ev.venue_order_id))
         return out
     return []
+
+
+def book_inherited_fill(
+    engine: LiveEngine | None,
+    instruments: InstrumentRegistry,
+    books: Mapping[str, int],
+    ev: ExecEvent,
+    symbol: str,
+) -> bool:
+    """Book an inherited order's fill into the engine's manual row
+    (`session_positions.book_fill`); returns False (and logs why) when it cannot."""
+    iid = books.get(symbol)
+    if iid is None or engine is None or ev.qty is None or ev.price is None:
+        log.warning("live session: inherited fill of %s not booked: %s", ev.client_id, ev)
+        return False
+    if ev.side not in ("buy", "sell"):
+        log.warning("live session: inherited fill of %s has no side: not booked", ev.client_id)
+        return False
+    inst = instruments[iid]
+    try:
+        lots, ticks = inst.size_to_lots(ev.qty), inst.price_to_ticks(ev.price)
+    except Exception as exc:  # off the instrument's grid: say so, do not guess
+        log.warning("live session: inherited fill of %s not booked: %s", ev.client_id, exc)
+        return False
+    book_fill(engine, iid, lots if ev.side == "buy" else -lots, ticks)
+    log.info(
+        "live session: inherited %s filled %s %s at %s (booked, manual row)",
+        ev.client_id,
+        ev.side,
+        ev.qty,
+        ev.price,
+    )
+    return True

@@ -22,6 +22,7 @@ from adapters.live.order_records import Marker, Record
 from adapters.live.session_reconcile import ReconcileItem, ReconcileReport, carried_positions
 from engine.instruments import InstrumentRegistry
 from engine.live import LiveEngine
+from engine.state import IF_LOT, IF_MULT, IF_TICK, PF_COST, PF_REALIZED, PI_POS, PI_VOLUME
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,44 @@ def book_positions(
         booked += 1
         log.info("live session: booked %s %s at %s (%s)", qty, sym, avg, source)
     return booked
+
+
+def book_fill(engine: LiveEngine, inst: int, signed_lots: int, ticks: int) -> float:
+    """Book a fill the engine did not place (an inherited order's) into its manual row;
+    returns the PnL it realized (quote currency).
+
+    No engine change: the position and its average go through `LiveEngine.set_position`
+    (the existing start-up API; the session calls this between two steps, on the engine's
+    only thread); the realized PnL and volume are added to the manual row's portfolio cells
+    with the arithmetic of `engine.portfolio.apply_fill`. The venue's commission is not
+    booked (it may be in another asset; the journal has it).
+    """
+    st = engine.state
+    row = st.pi.shape[0] - 1
+    pos = int(st.pi[row, inst, PI_POS])
+    cost = float(st.pf[row, inst, PF_COST])
+    qty = abs(int(signed_lots))
+    realized = 0.0
+    if pos == 0 or (pos > 0) == (signed_lots > 0):
+        cost += float(ticks) * float(signed_lots)
+    else:
+        closed = min(abs(pos), qty)
+        avg = cost / float(pos)
+        direction = 1.0 if pos > 0 else -1.0
+        f = st.instf[inst]
+        realized = (float(ticks) - avg) * closed * direction * f[IF_TICK] * f[IF_LOT] * f[IF_MULT]
+        cost -= avg * closed * direction
+        rest = qty - closed
+        if rest > 0:  # the fill flips the position: the rest opens at the fill's price
+            cost = float(ticks) * float(rest if signed_lots > 0 else -rest)
+        elif pos + signed_lots == 0:
+            cost = 0.0
+    new = pos + int(signed_lots)
+    engine.set_position(inst, new, cost / new if new else 0.0)
+    st.pf[row, inst, PF_COST] = cost  # exactly, not through the average
+    st.pf[row, inst, PF_REALIZED] += realized
+    st.pi[row, inst, PI_VOLUME] += qty
+    return realized
 
 
 def journal_positions(records: Iterable[Record]) -> dict[str, tuple[Decimal, Decimal]]:

@@ -1,8 +1,9 @@
 """What a live session shows: snapshots for a UI or a status line, and its section timings.
 
-`SessionStatus` is a frozen snapshot (plain values, safe to hand to another thread): the two
+`SessionStatus` is a frozen snapshot (plain values, safe to hand to another thread): the
 connections (`ConnectionStatus`: state, last message age, reconnects, clock offset, rate
-budget), the environment, the trading state, the orders whose outcome is unknown, counts.
+budget; USD-M has a second market data connection, for trades), the environment, the
+trading state, the orders whose outcome is unknown, position drift alerts, counts.
 `Timings` keeps the last samples of each timed section of the session's hot path
 (perf_counter_ns), for benchmarks/bench_live.py.
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from adapters.live.clock_offset import ClockOffset
 from adapters.live.rate_limit import RateLimiter
+from adapters.live.session_drift import PositionDrift
 from adapters.live.ws_venue import WsVenue
 from engine.codes import TRADING_STATE_NAMES
 from engine.state import CK_TRADING_STATE, PF_FEES, PF_REALIZED, PI_POS
@@ -104,18 +106,27 @@ class SessionStatus:
     funding: tuple[tuple[str, str], ...] = ()
     """USD-M: funding fees received (+) or paid (-) this session per asset (decimal text);
     journaled as `funding_fee` markers, not part of `realized`."""
+    more_market_data: tuple[ConnectionStatus, ...] = ()
+    """More market data connections (USD-M: `trades`, the `/market` route's aggTrades)."""
+    drift: tuple[PositionDrift, ...] = ()
+    """USD-M: symbols whose engine position has differed from the venue's for longer than
+    the grace period (an alert; trading is halted too when `halts_on_drift`)."""
 
     def line(self) -> str:
         """One status line for a terminal."""
         md, ex = self.market_data, self.execution
-        age = "-" if md.last_message_age is None else f"{md.last_message_age:.1f}s"
+        age = _age(md)
         clock = "-" if ex.clock_offset_ms is None else f"{ex.clock_offset_ms:+.1f}ms"
         pos = " ".join(f"{s}={p}" for s, p in self.positions)
         pnl = " ".join(f"{s}={v:+.4g}" for s, v in self.realized)
         sync = "".join("Y" if ok else "n" for _, ok in self.books_in_sync)
+        more = "".join(
+            f" | {c.name} {c.state} (age {_age(c)}, reconn {c.reconnects})"
+            for c in self.more_market_data
+        )
         text = (
             f"[{self.environment}] md {md.state} (age {age}, gaps {md.gaps}, reconn "
-            f"{md.reconnects}, sync {sync}) | exec {ex.state} (clock {clock}, reconn "
+            f"{md.reconnects}, sync {sync}){more} | exec {ex.state} (clock {clock}, reconn "
             f"{ex.reconnects}) | {self.trading} | orders {self.orders} acked {self.acked} "
             f"fills {self.fills} rej {self.rejected + self.refused_locally} working "
             f"{self.working} unknown {len(self.unknown)} | pos {pos} | realized {pnl}"
@@ -128,9 +139,15 @@ class SessionStatus:
             text += f" | inherited {len(self.inherited)}"
         if self.reconcile_pending:
             text += " | RECONCILE: acknowledge to trade"
+        if self.drift:
+            text += " | POSITION DRIFT " + ", ".join(d.text() for d in self.drift)
         if self.error:
             text += f" | ERROR {self.error}"
         return text
+
+
+def _age(c: ConnectionStatus) -> str:
+    return "-" if c.last_message_age is None else f"{c.last_message_age:.1f}s"
 
 
 def rate_budget(limiter: RateLimiter) -> tuple[RateBudget, ...]:
@@ -232,6 +249,11 @@ def build_status(session: LiveSession) -> SessionStatus:
         if session.futures
         else (),
         funding=tuple((a, format(v.normalize(), "f")) for a, v in sorted(session.funding.items())),
+        more_market_data=tuple(
+            connection_status("trades" if getattr(c, "route", "") == "market" else "md+", c)
+            for c in session.md_extra
+        ),
+        drift=session.drift.alerts(),
     )
 
 

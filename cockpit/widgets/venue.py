@@ -1,12 +1,14 @@
 """The venue bar of a live session: environment banner, connections, unknown orders.
 
 Line 1: the environment (SANDBOX / TESTNET / LIVE, each in its own theme colour), then per
-connection (market data, execution) its state, the age of its last message, reconnects and
-gaps, the execution clock offset, and the rate budget most spent. Line 2: books that are
-resyncing, orders whose outcome is unknown (with the key that asks the venue now), a
-reconciliation awaiting acknowledgement (with the key that shows it), the order counts, the
-orders an earlier run left open (inherited: cancelled at the stop) by client id, and why
-the session stopped trading if it did.
+connection (market data, USD-M's trades connection, execution) its state, the age of its
+last message, reconnects and gaps, the execution clock offset, and the rate budget most
+spent. Line 2: books that are resyncing, a USD-M position drift (the engine's position has
+differed from the venue's for longer than the grace period: critical), orders whose outcome
+is unknown (with the key that asks the venue now), a reconciliation awaiting
+acknowledgement (with the key that shows it), the order counts, the orders an earlier run
+left open (inherited: cancelled at the stop) by client id, and why the session stopped
+trading if it did.
 
 Hidden in a replay (its snapshots carry no `venue`), so replay screens do not change.
 """
@@ -78,6 +80,8 @@ class VenueBar(Widget):
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {st.environment.upper()} ", style(f"venue--{env}"))
         self._connection(t, "md", st.market_data)
+        for more in st.more_market_data:
+            self._connection(t, more.name, more)
         self._connection(t, "exec", st.execution)
         ex = st.execution
         if ex.clock_offset_ms is not None:
@@ -95,6 +99,11 @@ class VenueBar(Widget):
         resyncing = [s for s, ok in st.books_in_sync if not ok]
         if resyncing:
             t.append(f" RESYNCING {' '.join(resyncing)} ", style("venue--down"))
+            t.append(" ")
+        if st.drift:
+            what = ", ".join(d.text() for d in st.drift)
+            halted = " (halted)" if st.trading == "halted" else ""
+            t.append(f" POSITION DRIFT {what}{halted} ", style("venue--alert"))
             t.append(" ")
         if st.unknown:
             names = ", ".join(

@@ -126,6 +126,10 @@ def test_the_real_venue_without_credentials_stops_before_connecting(
           "--symbol", "X", "--strategy", STRATEGY], "Binance USD-M's testnet"),
         (["live", "--venue", "bybit", "--url", "ws://127.0.0.1:1", "--symbol", "X",
           "--strategy", STRATEGY], "invalid choice"),
+        (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", STRATEGY,
+          "--drift-grace", "0"], "must be positive"),
+        (["live", "--url", "ws://127.0.0.1:1", "--symbol", "X", "--strategy", STRATEGY,
+          "--flatten-at-stop", "--flatten-timeout", "-1"], "must be positive"),
         (["sandbox", "--data", "/nonexistent.gz"], "no such data file"),
         (["sandbox", "--data", "x.gz", "--faults", "bogus=1"], "unknown fault 'bogus'"),
         (["sandbox", "--data", "x.gz", "--speed", "-1"], "must not be negative"),
@@ -408,3 +412,123 @@ def test_a_signal_as_the_session_starts_against_the_sandbox_stops_cleanly(
         assert "stopping: halting the strategy and cancelling every order" in text
         orders = rebuild(replay_journal(journal).records).orders
         assert all(o.status in ("canceled", "filled") for o in orders.values()), orders
+
+
+def test_live_usdm_flatten_at_stop_closes_the_position_before_exiting(
+    shared_data: Path, tmp_path: Path, no_keys: None
+) -> None:
+    # Both subprocesses: the strategy buys and holds; SIGINT with --flatten-at-stop sends a
+    # reduce-only market sell, waits for its fill, and the last line shows both flat.
+    import time
+
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    sandbox, url = start_sandbox(
+        shared_data / BTC, "--venue", "binance-usdm", "--speed", "2", "--port", "0"
+    )
+    journal = tmp_path / "live.journal"
+    argv = [
+        sys.executable, "-m", "cockpit", "live", "--venue", "binance-usdm",
+        "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+        "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
+        "--journal", str(journal), "--prefix", "t", "--status-every", "0.5",
+        "--flatten-at-stop", "--drift-grace", "1",
+    ]  # fmt: skip
+    live = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )
+    try:
+
+        def bought() -> bool:
+            if not journal.exists():
+                return False
+            orders = rebuild(replay_journal(journal).records).orders
+            return [o.status for o in orders.values()] == ["filled"]
+
+        deadline = time.monotonic() + 60
+        while not bought():
+            assert time.monotonic() < deadline and live.poll() is None, live.stderr
+            time.sleep(0.1)
+        time.sleep(1.0)  # a status line or two with the position held
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+        sandbox.send_signal(signal.SIGINT)
+        sandbox_out, _ = sandbox.communicate(timeout=30)
+    assert live.returncode == 0, err
+    # Held meanwhile (this replay's lot is 0.000001 BTC: 100 lots = 0.0001).
+    assert "pos BTCUSDT=100 " in out and "venue pos BTCUSDT=0.0001" in out
+    assert "DRIFT" not in out
+    assert "stopping: closing the positions, halting the strategy" in out
+    last = out.splitlines()[-1]
+    assert "working 0" in last and "pos BTCUSDT=0 " in last and "venue pos BTCUSDT=0" in last
+    assert "WARNING" not in out and "Traceback" not in err
+    assert sandbox.returncode == 0 and "0 open, positions flat" in sandbox_out
+    orders = rebuild(replay_journal(journal).records).orders
+    assert [(o.side, o.status) for o in orders.values()] == [("buy", "filled"), ("sell", "filled")]
+
+
+def test_live_spot_flatten_at_stop_sells_what_was_bought(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_keys: None
+) -> None:
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    proc, url = start_sandbox(
+        shared_data / BTC, "--speed", "5", "--max-messages", "1500", "--port", "0"
+    )
+    journal = tmp_path / "live.journal"
+    try:
+        code = main(
+            [
+                "live", "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+                "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
+                "--journal", str(journal), "--duration", "3", "--status-every", "1",
+                "--flatten-at-stop",
+            ]
+        )  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGINT)
+        sandbox_out, _ = proc.communicate(timeout=30)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    last = out.out.splitlines()[-1]
+    assert "fills 2" in last and "pos BTCUSDT=0 " in last and "working 0" in last
+    assert "WARNING" not in out.out
+    assert proc.returncode == 0 and "2 orders received" in sandbox_out
+    orders = rebuild(replay_journal(journal).records).orders
+    assert [(o.side, o.status) for o in orders.values()] == [("buy", "filled"), ("sell", "filled")]
+
+
+@pytest.mark.parametrize(
+    ("flags", "url", "halts"),
+    [
+        ([], "ws://127.0.0.1:1", False),  # the sandbox: an alert, no halt
+        ([], "wss://fstream.binancefuture.com", True),  # the testnet (and live): halt
+        (["--halt-on-drift"], "ws://127.0.0.1:1", True),
+        (["--no-halt-on-drift"], "wss://fstream.binancefuture.com", False),
+    ],
+)
+def test_the_stop_and_drift_options_reach_the_session(
+    flags: list[str], url: str, halts: bool
+) -> None:
+    from adapters.live.session_env import endpoints_for
+    from cockpit.cli import build_parser
+    from cockpit.cli_live import _session
+
+    argv = ["live", "--venue", "binance-usdm", "--url", url, "--symbol", "BTCUSDT"]
+    argv += ["--strategy", STRATEGY, "--flatten-at-stop", "--drift-grace", "0.5", *flags]
+    args = build_parser().parse_args(argv)
+    endpoints = endpoints_for(args.url, args.venue)
+    session = _session(args, endpoints, ["BTCUSDT"], "k", None, object, [{}], None, Path("j"))
+    opts = session.options
+    assert (opts.flatten_at_stop, opts.flatten_timeout, opts.drift_grace) == (True, 10.0, 0.5)
+    assert session.halts_on_drift is halts

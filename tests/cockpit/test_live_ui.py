@@ -506,3 +506,34 @@ async def test_the_venue_bar_shows_the_futures_position_and_funding(
             assert f"venue pos BTCUSDT={held()}" in venue_text(app)
             sb.push_funding(Decimal("0.5"))
             await until(pilot, lambda: "funding USDT=0.5" in venue_text(app), 5.0, "the fee")
+
+
+async def test_the_venue_bar_shows_the_trades_connection_and_a_position_drift(
+    replay: Replay, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from adapters.live.sandbox_auth import SandboxAccount
+    from adapters.live.sandbox_futures import futures_replay
+    from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
+    from tests.adapters.live.leaks import API_KEY, API_SECRET
+
+    account = SandboxAccount(API_KEY, secret=API_SECRET)
+    async with SandboxFuturesVenue(futures_replay(replay), account=account, speed=1) as sb:
+        params = {"qty": QTY, "rounds": 0}  # trades nothing: the engine stays flat
+        journal = tmp_path / "orders.journal"
+        async with live_app(sb, journal, params, factory=futures_session_for, drift_grace=0.3) as (
+            app,
+            pilot,
+        ):
+            await until(pilot, lambda: "│ trades SUBSCRIBED" in venue_text(app), 10.0, "trades")
+            assert "POSITION DRIFT" not in venue_text(app)
+            sb.move_position(SYMBOL, Decimal("0.0002"))  # behind the session's back
+            await until(pilot, lambda: "POSITION DRIFT" in venue_text(app), 5.0, "the alert")
+            bar = app.query_one(VenueBar)
+            text = bar.render()
+            assert "POSITION DRIFT BTCUSDT engine 0 venue 0.0002" in text.plain
+            start = text.plain.index("POSITION DRIFT")
+            (span,) = [s for s in text.spans if s.start <= start < s.end]
+            assert span.style == bar.get_component_rich_style("venue--alert")
+            assert "(halted)" not in text.plain  # the sandbox does not halt by default

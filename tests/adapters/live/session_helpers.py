@@ -67,9 +67,10 @@ def futures_session_for(
     *,
     prefix: str = "t",
     timeout: float = 2.0,
+    **options: Any,
 ) -> LiveSession:
     """A LiveSession on USD-M futures trading the shared strategy against the futures
-    sandbox (`sb` built with the test account)."""
+    sandbox (`sb` built with the test account); `options`: more SessionOptions."""
     return LiveSession.for_venue(
         endpoints_for(sb.ws_url, "binance-usdm"),
         [SYMBOL],
@@ -83,7 +84,9 @@ def futures_session_for(
         strategy_cls=touch_trader(),
         instances=[params],
         journal_path=journal,
-        options=SessionOptions(session_prefix=prefix, cancel_timeout=2.0, ready_timeout=10.0),
+        options=SessionOptions(
+            session_prefix=prefix, cancel_timeout=2.0, ready_timeout=10.0, **options
+        ),
     )
 
 
@@ -96,8 +99,10 @@ def session_for(
     prefix: str = "t",
     config: EngineConfig | None = None,
     resolve_after: float = 0.2,
+    **options: Any,
 ) -> LiveSession:
-    """A LiveSession trading the shared strategy against the sandbox."""
+    """A LiveSession trading the shared strategy against the sandbox; `options`: more
+    SessionOptions."""
     sb.journal_path = journal
     return LiveSession.binance_spot(
         endpoints_for(sb.ws_url),
@@ -113,7 +118,9 @@ def session_for(
         instances=[params],
         config=config,
         journal_path=journal,
-        options=SessionOptions(session_prefix=prefix, cancel_timeout=2.0, ready_timeout=10.0),
+        options=SessionOptions(
+            session_prefix=prefix, cancel_timeout=2.0, ready_timeout=10.0, **options
+        ),
     )
 
 

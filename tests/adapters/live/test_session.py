@@ -20,6 +20,7 @@ from adapters.live.ws_venue import State
 from engine.codes import R_BOOK_NOT_IN_SYNC, SIDE_BUY_CODE, ST_FILLED
 from engine.commands import CMD_MANUAL_MARKET, Command
 from engine.errors import CockpitError
+from engine.state import PI_POS
 from tests.adapters.live.helpers import eventually
 from tests.adapters.live.session_helpers import (
     SYMBOL,
@@ -374,3 +375,56 @@ async def test_stop_cancels_working_orders(replay: Replay, tmp_path: Path) -> No
         assert session.status().canceled == 1
         assert session.engine is not None
         assert ST_FILLED not in set(session.engine.journal()["to_state"].tolist())
+
+
+async def test_stop_with_flatten_sells_what_the_engine_holds(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with CheckedVenue(replay, speed=5) as sb:
+        session = session_for(sb, journal, {"qty": QTY, "at": 3, "sell": 0}, flatten_at_stop=True)
+        await session.start()
+        try:
+            await done(session)
+            assert position(session) == QTY == sandbox_position(sb)
+        finally:
+            await session.stop()  # options.flatten_at_stop
+        assert position(session) == 0 and sandbox_position(sb) == 0
+        assert session.working_orders() == []
+    orders = rebuild(records(journal)).orders
+    assert [(cid, o.side, o.status) for cid, o in orders.items()] == [
+        ("t-1", "buy", "filled"),
+        ("t-2", "sell", "filled"),
+    ]
+
+
+async def test_a_fill_of_an_inherited_order_is_booked_into_the_manual_row(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    resting = {"qty": QTY, "at": 3, "sell": 0, "slip": -500, "tif": 0}  # GTC, far below
+    async with CheckedVenue(replay, speed=5) as sb:
+        first = session_for(sb, journal, resting)
+        await first.start()
+        try:
+            await eventually(
+                lambda: "t-1" in (o := rebuild(records(journal)).orders) and o["t-1"].acked,
+                10.0,
+                "the ack in the journal",
+            )
+        finally:
+            await first.abort()
+        second = session_for(sb, journal, {"qty": QTY, "at": 10**9})
+        await second.start()
+        try:
+            assert second.status().inherited == ("t-1",) and position(second) == 0
+            assert sb.fill_order("t-1")  # the market reaches it while this run trades
+            await eventually(lambda: position(second) == QTY, 5.0, "the inherited fill")
+            assert second.engine is not None
+            assert int(second.engine.state.pi[-1, 0, PI_POS]) == QTY  # the manual row
+            assert second.inherited == {}  # filled: no cancel at the stop
+        finally:
+            await second.stop()
+    assert rebuild(records(journal)).orders["t-1"].status == "filled"
+    intents = [r for r in records(journal) if isinstance(r, Intent)]
+    assert [i.client_id for i in intents] == ["t-1"]

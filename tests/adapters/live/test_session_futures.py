@@ -8,6 +8,7 @@ strategy (tests/adapters/live/touch_strategy.py, so no new compilation).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from decimal import Decimal as D
@@ -25,6 +26,7 @@ from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from adapters.live.session import LiveSession
 from engine.commands import CMD_AMEND, CMD_FLATTEN, Command
+from engine.state import PF_COST, PI_POS
 from tests.adapters.live.helpers import eventually
 from tests.adapters.live.leaks import API_KEY, API_SECRET
 from tests.adapters.live.session_helpers import SYMBOL, done, futures_session_for, position
@@ -234,5 +236,154 @@ async def test_flatten_is_reduce_only_and_leaves_the_venue_flat(
             await eventually(lambda: position(session) == 0, 5.0, "flat in the engine")
             assert sb._reduce_only == {"t-2"}  # the flatten order went out reduceOnly=true
             assert session.venue_positions()[SYMBOL][0] == 0
+        finally:
+            await session.stop()
+
+
+async def test_stop_with_flatten_closes_the_position_reduce_only(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with venue(replay) as sb:
+        session = await buy_and_hold(sb, journal)
+        assert sb.positions[SYMBOL][0] == D("0.001")
+        await session.stop(flatten=True)
+        assert sb.positions[SYMBOL][0] == 0  # the venue is flat before the connections close
+        assert position(session) == 0 and session.venue_positions()[SYMBOL][0] == 0
+        assert sb._reduce_only == {"t-2"}
+        last = session.status().line()
+        assert "pos BTCUSDT=0 " in last and "venue pos BTCUSDT=0" in last
+    orders = rebuild(records(journal)).orders
+    assert [(cid, o.side, o.status) for cid, o in orders.items()] == [
+        ("t-1", "buy", "filled"),
+        ("t-2", "sell", "filled"),
+    ]
+
+
+async def test_a_position_moved_behind_the_sessions_back_is_a_drift_alert(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with venue(replay) as sb:
+        session = futures_session_for(
+            sb, journal, {"qty": QTY, "at": 3, "sell": 0}, drift_grace=0.3, halt_on_drift=True
+        )
+        await session.start()
+        try:
+            await done(session)
+            await eventually(lambda: sb.positions[SYMBOL][0] != 0, 5.0, "the buy")
+            assert session.status().drift == ()
+            sb.move_position(SYMBOL, D("0.003"))  # another program bought 0.002 more
+            await eventually(lambda: session.status().drift != (), 5.0, "the drift alert")
+            status = session.status()
+            (drift,) = status.drift
+            assert (drift.symbol, drift.engine, drift.venue) == (SYMBOL, D("0.001"), D("0.003"))
+            assert drift.seconds >= 0.3
+            assert status.trading == "halted"  # halt_on_drift
+            assert "POSITION DRIFT BTCUSDT engine 0.001 venue 0.003" in status.line()
+            # The venue goes back to the engine's position: the alert ends (still halted).
+            sb.move_position(SYMBOL, D("0.001"))
+            await eventually(lambda: session.status().drift == (), 5.0, "the alert's end")
+            assert session.status().trading == "halted"
+        finally:
+            await session.stop()
+    markers = [r for r in records(journal) if isinstance(r, Marker)]
+    drifts = [m.data for m in markers if m.name.startswith("position_drift")]
+    assert drifts == [
+        {"symbol": SYMBOL, "engine": "0.001", "venue": "0.003", "halted": 1},
+        {"symbol": SYMBOL},
+    ]
+
+
+async def test_a_difference_shorter_than_the_grace_period_is_no_alert(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with venue(replay) as sb:
+        session = futures_session_for(sb, journal, {"qty": QTY, "rounds": 0}, drift_grace=1.0)
+        await session.start()
+        try:
+            assert not session.halts_on_drift  # the sandbox's default
+            sb.move_position(SYMBOL, D("0.002"))
+            await eventually(lambda: session.venue_positions().get(SYMBOL), 5.0, "the update")
+            await asyncio.sleep(0.3)
+            sb.move_position(SYMBOL, D("0"))
+            await asyncio.sleep(1.5)  # past the grace period: the difference had ended
+            status = session.status()
+            assert status.drift == () and status.trading == "active"
+            assert "DRIFT" not in status.line()
+        finally:
+            await session.stop()
+    assert not [r for r in records(journal) if isinstance(r, Marker) and "drift" in r.name]
+
+
+async def test_the_trades_connection_is_in_the_status(replay: Replay, tmp_path: Path) -> None:
+    async with venue(replay) as sb:
+        session = futures_session_for(sb, tmp_path / "j", {"qty": QTY, "rounds": 0})
+        await session.start()
+        try:
+            await eventually(
+                lambda: session.status().more_market_data[0].messages > 2, 5.0, "aggTrades"
+            )
+            (trades,) = session.status().more_market_data
+            assert trades.name == "trades" and trades.state == "subscribed"
+            assert trades.last_message_age is not None and trades.reconnects == 0
+            assert " | trades subscribed (age " in session.status().line()
+        finally:
+            await session.stop()
+
+
+async def test_a_fill_of_an_inherited_order_is_booked_into_the_engine(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    async with venue(replay) as sb:
+        first, _ = await resting(sb, journal)
+        await first.abort()  # a crash: t-1 stays open at the venue
+        second = futures_session_for(sb, journal, {"qty": QTY, "rounds": 0}, drift_grace=0.3)
+        await second.start()
+        try:
+            assert list(second.inherited) == ["t-1"] and position(second) == 0
+            assert sb.fill_order("t-1")  # the market reaches it while this run trades
+            await eventually(lambda: position(second) == QTY, 5.0, "the inherited fill")
+            await eventually(
+                lambda: second.venue_positions()[SYMBOL][0] == D("0.001"), 5.0, "venue"
+            )
+            assert second.inherited == {}  # filled: nothing left to cancel at the stop
+            await asyncio.sleep(0.5)  # past the grace period: engine and venue agree
+            assert second.status().drift == ()
+            assert second.engine is not None  # booked in the manual row, at the order's price
+            st = second.engine.state
+            inst = second.md.instruments[0]
+            assert int(st.pi[-1, 0, PI_POS]) == QTY
+            order = rebuild(records(journal)).orders["t-1"]
+            assert st.pf[-1, 0, PF_COST] == inst.price_to_ticks(order.price) * QTY
+            # ...so a flatten closes it (reduce-only), like any position of the engine.
+            assert await second.flatten_positions(timeout=5.0)
+            assert sb.positions[SYMBOL][0] == 0
+        finally:
+            await second.stop()
+    orders = rebuild(records(journal)).orders
+    assert orders["t-1"].status == "filled"
+
+
+async def test_a_stale_venue_position_is_read_again_before_an_alert(
+    replay: Replay, tmp_path: Path
+) -> None:
+    from adapters.live.binance_futures_messages import Position
+
+    async with venue(replay) as sb:
+        session = futures_session_for(
+            sb, tmp_path / "j", {"qty": QTY, "rounds": 0}, drift_grace=0.3
+        )
+        await session.start()
+        try:
+            ex = session.execution
+            # As if an ACCOUNT_UPDATE had been missed (user stream reconnecting): the
+            # client's copy says 0.002, the venue (and the engine) are flat.
+            ex.positions[(SYMBOL, "BOTH")] = Position(SYMBOL, D("0.002"), D("60000"), "BOTH")
+            await eventually(lambda: session.venue_positions() == {}, 5.0, "the REST read")
+            await asyncio.sleep(0.5)
+            assert session.status().drift == ()
         finally:
             await session.stop()
