@@ -68,6 +68,7 @@ from adapters.live.client_ids import ClientIdAllocator
 from adapters.live.exec_events import ExecEvent
 from adapters.live.order_journal import OrderJournal
 from adapters.live.order_records import Marker, Record
+from adapters.live.order_state import rebuild
 from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.session_drift import DriftMonitor, PositionDrift, drift_markers
 from adapters.live.session_env import Endpoints, Environment
