@@ -56,6 +56,19 @@ def no_secret_leaks(
         pytest.fail("test secrets leaked:\n" + "\n".join(leaks), pytrace=False)
 
 
+@pytest.fixture
+def quiet_sandbox_headers() -> Iterator[None]:
+    """The sandbox's websockets server logs request headers at DEBUG, and USD-M's
+    positionRisk carries the API key in one (X-MBX-APIKEY): raised to INFO for the futures
+    tests that use it (the client's own logs carry no key, and the leak scan still covers
+    them)."""
+    logger = logging.getLogger("websockets.server")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(old)
+
+
 @pytest.fixture(scope="session")
 def warm_engine() -> None:
     """The engine compiled for the session tests (see session_helpers.warm_up_engine)."""

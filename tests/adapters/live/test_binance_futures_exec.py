@@ -8,8 +8,6 @@ orders over `/ws-fapi/v1`, user data over `/private/ws/<listenKey>`, positions o
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -35,16 +33,7 @@ from tests.adapters.live.leaks import API_KEY, API_SECRET
 SYMBOL = "BTCUSDT"
 
 
-@pytest.fixture(autouse=True)
-def quiet_sandbox_headers() -> Iterator[None]:
-    """The sandbox's websockets server logs request headers at DEBUG, and positionRisk's
-    X-MBX-APIKEY header is one (the client's own logs carry no key: the leak scan still
-    covers them)."""
-    logger = logging.getLogger("websockets.server")
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield
-    logger.setLevel(old)
+pytestmark = pytest.mark.usefixtures("quiet_sandbox_headers")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ strategy (tests/adapters/live/touch_strategy.py, so no new compilation).
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -36,15 +34,7 @@ pytestmark = pytest.mark.usefixtures("warm_engine")
 QTY = 100  # lots of 0.00001 BTC: 0.001 BTC, about 62 USDT
 
 
-@pytest.fixture(autouse=True)
-def quiet_sandbox_headers() -> Iterator[None]:
-    """The sandbox server logs request headers at DEBUG, positionRisk's API key header
-    among them (the client's own logs are still scanned for leaks)."""
-    logger = logging.getLogger("websockets.server")
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield
-    logger.setLevel(old)
+pytestmark = pytest.mark.usefixtures("quiet_sandbox_headers")
 
 
 @pytest.fixture(scope="module")
