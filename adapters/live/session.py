@@ -113,6 +113,9 @@ class SessionOptions:
     """Client ids are `<prefix>-<n>` (1-20 of A-Z a-z 0-9 _)."""
     step_interval: float = 0.005
     """Longest time between two engine steps when nothing arrives, seconds."""
+    step_on_data: bool = True
+    """Step the engine in the callback that delivers market data (the strategy answers a
+    tick at once); False: on the stepping task's next turn, like every other wake-up."""
     ready_timeout: float = 15.0
     """Seconds to wait for the execution connection at start."""
     cancel_timeout: float = 5.0
@@ -210,6 +213,7 @@ class LiveSession:
         self._last_now = 0
         self._pushed_at = 0
         self._pushed_ts = 0
+        self._step_failed = False
         self._started = False
         self._running = False
         self._closed = False
@@ -574,7 +578,10 @@ class LiveSession:
         self.engine.push_events(rows)
         self._pushed_ts = int(rows[-1]["ts_local"])
         self._pushed_at = perf_counter_ns()
-        self._wake.set()
+        if self.options.step_on_data and self._running and not self._step_failed:
+            self._step()
+        else:
+            self._wake.set()
 
     def _sync_books(self, rows: np.ndarray) -> None:
         """Apply book sync changes in band: step through what came before, then flip."""
@@ -617,17 +624,24 @@ class LiveSession:
     # -- stepping ----------------------------------------------------------------------------
 
     async def _step_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
+        while not self._step_failed:
             await self._wake.wait()
             self._wake.clear()
-            try:
-                self._cycle()
-            except Exception as exc:  # the engine itself failed: stop trading, say why
-                log.exception("live session: the engine step failed")
-                self._fail(f"engine: {exc}")
-                return
-            self._arm_timer(loop)
+            self._step()
+
+    def _step(self) -> None:
+        """A cycle, then the timer for the next; an engine failure stops the stepping."""
+        if self._step_failed:
+            return
+        try:
+            self._cycle()
+        except Exception as exc:  # the engine itself failed: stop trading, say why
+            log.exception("live session: the engine step failed")
+            self._step_failed = True
+            self._fail(f"engine: {exc}")
+            self._wake.set()  # the stepping task sees the flag and ends
+            return
+        self._arm_timer(asyncio.get_running_loop())
 
     def _arm_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wake at the engine's next scheduled event (a timer, a report), or soon."""

@@ -502,8 +502,10 @@ async def test_the_venue_bar_shows_the_futures_position_and_funding(
                 st = app.bridge.snapshot.venue
                 return st.venue_positions[0][1] if st is not None and st.venue_positions else ""
 
-            await until(pilot, lambda: held() not in ("", "0"), 10.0, "the venue's position")
-            assert f"venue pos BTCUSDT={held()}" in venue_text(app)
+            def shown() -> bool:  # the bar redraws on its own beat, after the snapshot
+                return held() not in ("", "0") and f"venue pos BTCUSDT={held()}" in venue_text(app)
+
+            await until(pilot, shown, 10.0, "the venue's position in the bar")
             sb.push_funding(Decimal("0.5"))
             await until(pilot, lambda: "funding USDT=0.5" in venue_text(app), 5.0, "the fee")
 

@@ -428,3 +428,36 @@ async def test_a_fill_of_an_inherited_order_is_booked_into_the_manual_row(
     assert rebuild(records(journal)).orders["t-1"].status == "filled"
     intents = [r for r in records(journal) if isinstance(r, Intent)]
     assert [i.client_id for i in intents] == ["t-1"]
+
+
+@pytest.mark.parametrize("step_on_data", [True, False])
+async def test_market_data_is_stepped_in_its_own_callback_unless_told_otherwise(
+    replay: Replay, tmp_path: Path, step_on_data: bool
+) -> None:
+    # With step_on_data the rows a message brings are processed before the callback that
+    # delivered them returns (the strategy answers a tick at once); without, they wait for
+    # the stepping task's next turn.
+    journal = tmp_path / "orders.journal"
+    async with CheckedVenue(replay, speed=5) as sb:
+        session = session_for(sb, journal, {"qty": QTY, "rounds": 0}, step_on_data=step_on_data)
+        await session.start()
+        left: list[int] = []
+        deliver = session.md.on_events
+        assert deliver is not None
+
+        def noted(rows: object) -> None:
+            deliver(rows)
+            engine = session.engine
+            assert engine is not None
+            if session._running:  # (not while it closes: nothing is stepped then)
+                left.append(engine._filled - engine.cursor)  # pushed, not yet processed
+
+        session.md.on_events = noted
+        try:
+            await eventually(lambda: len(left) >= 20, 10.0, "twenty market data messages")
+        finally:
+            await session.stop()
+        if step_on_data:
+            assert set(left) == {0}
+        else:
+            assert min(left) > 0
