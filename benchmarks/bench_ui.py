@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cockpit.app import CockpitApp  # noqa: E402
-from cockpit.bridge import MAX_CHUNK_SECONDS, EngineBridge  # noqa: E402
+from cockpit.bridge import EngineBridge  # noqa: E402
+from cockpit.replay_pacing import MAX_CHUNK_SECONDS  # noqa: E402
 from cockpit.widgets.ladder import Ladder  # noqa: E402
 from cockpit.widgets.status import StatusBar  # noqa: E402
 from engine.runner import Engine  # noqa: E402

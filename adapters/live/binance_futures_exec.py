@@ -69,7 +69,7 @@ from adapters.live.http import RestClient
 from adapters.live.secrets import VenueRequestError, redact
 from adapters.live.signing import format_value, signed_query
 from adapters.live.venue_filters import VenueFilters
-from adapters.live.ws_venue import ParseError, WsVenue, _Connection
+from adapters.live.ws_venue import Connection, ParseError, WsVenue
 from engine.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class BinanceFuturesExec(BinanceSpotExec):
 
     # -- connection set-up ----------------------------------------------------------------
 
-    async def _load_exchange_info(self, conn: _Connection, symbols: list[str]) -> None:
+    async def _load_exchange_info(self, conn: Connection, symbols: list[str]) -> None:
         """USD-M: exchangeInfo is a REST GET (no WS-API method)."""
         try:
             info = await self.rest.get_json("/fapi/v1/exchangeInfo", costs={"REQUEST_WEIGHT": 1})

@@ -8,7 +8,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from cockpit.bridge import Failure
+from cockpit.snapshot import Failure
 
 
 class ErrorScreen(ModalScreen[None]):

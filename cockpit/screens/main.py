@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 from cockpit.widgets.alerts import AlertsLog
 from cockpit.widgets.chart import Chart
 from cockpit.widgets.ladder import Ladder

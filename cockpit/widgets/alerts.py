@@ -8,7 +8,7 @@ from typing import ClassVar
 from rich.segment import Segment
 
 from cockpit import fmt
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 from cockpit.widgets.lines import LineList
 from engine.codes import ALERT_NAMES, REASON_NAMES, SEV_CRITICAL, SEV_WARNING, SEVERITY_NAMES
 from engine.state import AL_CODE, AL_INST, AL_OID, AL_REASON, AL_SEV, AL_STRAT, AL_TS, AL_VALUE

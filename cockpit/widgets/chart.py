@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline
 
 from cockpit import fmt
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 from cockpit.widgets.textline import TextLine
 from cockpit.widgets.throttle import DeferredDraw, Throttle
 

@@ -26,7 +26,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from cockpit import fmt
-from cockpit.bridge import BookView, Snapshot
+from cockpit.snapshot import BookView, Snapshot
 from engine.book import NO_PRICE
 from engine.events import SIDE_BUY
 from engine.instruments import Instrument

@@ -24,7 +24,7 @@ from textual.widgets import Static
 
 from cockpit import fmt
 from cockpit.bindings import first_key
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from cockpit.optimizer_job import JobSnapshot, OptimizerJob

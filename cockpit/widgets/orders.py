@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from cockpit import fmt
-from cockpit.bridge import (
+from cockpit.snapshot import (
     OV_CID,
     OV_FILLED,
     OV_FLAGS,

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from cockpit import fmt
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 from cockpit.widgets.textline import TextLine
 from cockpit.widgets.throttle import DeferredDraw, Throttle
 from engine.codes import TRADING_STATE_NAMES, TS_ACTIVE

@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from cockpit import fmt
-from cockpit.bridge import Snapshot, speed_label
+from cockpit.replay_pacing import speed_label
+from cockpit.snapshot import Snapshot
 from engine.codes import TRADING_STATE_NAMES, TS_ACTIVE, TS_HALTED
 
 STALE_AFTER: Final = 2.0

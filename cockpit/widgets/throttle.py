@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 
 SLOW_PANE_HZ: Final = 4.0
 """How often a DataTable or chart follows a running replay. DataTable row changes cost

@@ -8,7 +8,7 @@ from typing import ClassVar
 from rich.segment import Segment
 
 from cockpit import fmt
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 from cockpit.widgets.lines import LineList
 from engine.events import SIDE_BUY
 

@@ -11,12 +11,12 @@ import pytest
 from textual.widgets import TabbedContent
 
 from cockpit.bindings import TABLE
-from cockpit.bridge import OV_FLAGS, OV_OID, OV_SIDE, OV_STATUS
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.error import ErrorScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.jump import JumpScreen
 from cockpit.screens.order import OrderScreen
+from cockpit.snapshot import OV_FLAGS, OV_OID, OV_SIDE, OV_STATUS
 from cockpit.widgets.ladder import GROUPS, Ladder
 from cockpit.widgets.orders import OrdersTable
 from engine.codes import (

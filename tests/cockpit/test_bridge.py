@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from cockpit.bridge import OV_OID, OV_SIDE, OV_STATUS, SPEEDS, EngineBridge, _next_speed
+from cockpit.bridge import EngineBridge
+from cockpit.replay_pacing import SPEEDS, next_speed
+from cockpit.snapshot import OV_OID, OV_SIDE, OV_STATUS
 from engine.codes import BREAK_FILL
 from engine.commands import CMD_CANCEL_ALL, CMD_MANUAL_LIMIT, Command
 from engine.events import SIDE_BUY
@@ -16,13 +18,13 @@ from tests.cockpit.quoting import Quoter
 
 
 def test_speed_ladder() -> None:
-    assert _next_speed(1.0, +1) == 2.0
-    assert _next_speed(1.0, -1) == 0.5
-    assert _next_speed(SPEEDS[-1], +1) is None
-    assert _next_speed(None, +1) is None
-    assert _next_speed(None, -1) == SPEEDS[-1]
-    assert _next_speed(SPEEDS[0], -1) == SPEEDS[0]
-    assert _next_speed(3.0, +1) == 5.0  # an off-ladder speed joins the ladder
+    assert next_speed(1.0, +1) == 2.0
+    assert next_speed(1.0, -1) == 0.5
+    assert next_speed(SPEEDS[-1], +1) is None
+    assert next_speed(None, +1) is None
+    assert next_speed(None, -1) == SPEEDS[-1]
+    assert next_speed(SPEEDS[0], -1) == SPEEDS[0]
+    assert next_speed(3.0, +1) == 5.0  # an off-ladder speed joins the ladder
 
 
 def test_paced_replay_follows_event_time(make_bridge) -> None:
