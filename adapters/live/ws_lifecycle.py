@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from adapters.live.correlation import Outcome
 from adapters.live.rate_limit import RateLimiter
+from adapters.live.ws_direct import DirectClientConnection
 from adapters.live.ws_types import LOGGER_NAME, Connection, State
 from engine.errors import UsageError
 
@@ -144,12 +145,17 @@ class ConnectionLifecycle:
             max_size=self.config.max_frame,
             compression=self.config.compression,
             proxy=None if host in _LOOPBACK else True,
+            create_connection=DirectClientConnection,
         )
         self._serial += 1
         self.connections_opened += 1
         limiter = RateLimiter(self.ws_send_limits, clock=self._mono, sleep=self._sleep)
         conn = Connection(self._serial, ws, self._mono(), limiter)
         conn.standby = standby
+        if isinstance(ws, DirectClientConnection):
+            # Frames are handled as they are parsed (adapters/live/ws_direct.py); the
+            # reader then only sees the connection close (or fragmented messages).
+            ws.deliver_to(lambda frame: self._on_frame(conn, frame))
         conn.reader = asyncio.create_task(self._read(conn), name=f"{self.venue}:read:{conn.serial}")
         if self.app_ping_interval is not None or self.config.stale_after is not None:
             conn.heartbeat = asyncio.create_task(self._heartbeat(conn))

@@ -21,7 +21,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from cockpit.bindings import first_key
-from cockpit.bridge import Snapshot
+from cockpit.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from adapters.live.session_status import ConnectionStatus, SessionStatus

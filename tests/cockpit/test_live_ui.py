@@ -29,12 +29,12 @@ from adapters.live.sandbox_md import Faults
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from cockpit.app import CockpitApp
 from cockpit.bindings import TABLE
-from cockpit.bridge import OV_FILLED, OV_STATUS
 from cockpit.commands import palette_entries
 from cockpit.live_bridge import LiveBridge, SessionThread
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.reconcile import ReconcileScreen
+from cockpit.snapshot import OV_FILLED, OV_STATUS
 from cockpit.widgets.ladder import Ladder
 from cockpit.widgets.orders import OrdersTable
 from cockpit.widgets.status import StatusBar
