@@ -39,7 +39,7 @@ and the market data throughput one connection sustains, reported against 2,000 m
 bookTicker).
 
     .venv/bin/python benchmarks/bench_live.py [--messages 3000] [--flood 30000] [--json]
-        [--journal-dir DIR] [--sandbox-process]
+        [--journal-dir DIR] [--sandbox-process] [--busy-poll]
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _pingpong_venue(n_messages: int, stamp_at_write: bool) -> PingPongVenue:
     )
 
 
-def _session(url: str, journal: Path) -> LiveSession:
+def _session(url: str, journal: Path, busy_poll: bool = False) -> LiveSession:
     return LiveSession.binance_spot(
         endpoints_for(url),
         ["BTCUSDT"],
@@ -167,7 +167,7 @@ def _session(url: str, journal: Path) -> LiveSession:
         strategy_cls=load_strategy_class(str(STRATEGY)),
         instances=[{"mode": 1, "qty": 100, "offset": 1000}],
         journal_path=journal,
-        options=SessionOptions(session_prefix="bench"),
+        options=SessionOptions(session_prefix="bench", busy_poll=busy_poll),
     )
 
 
@@ -201,13 +201,17 @@ async def serve_pingpong(n_messages: int) -> None:
 
 
 async def tick_to_order(
-    n_messages: int, journal_dir: Path, skip: int, one_process: bool = False
+    n_messages: int,
+    journal_dir: Path,
+    skip: int,
+    one_process: bool = False,
+    busy_poll: bool = False,
 ) -> dict[str, Any]:
     journal = journal_dir / f"bench-live-{os.getpid()}.journal"
     journal.unlink(missing_ok=True)
     if one_process:
         async with _pingpong_venue(n_messages, stamp_at_write=False) as sb:
-            session = _session(sb.ws_url, journal)
+            session = _session(sb.ws_url, journal, busy_poll)
             await session.start()
             triggers = _note_triggers(session)
             await sb.replay_done.wait()
@@ -226,7 +230,7 @@ async def tick_to_order(
         if first[:1] != ["ready"]:
             proc.kill()
             raise RuntimeError(f"the ping-pong sandbox did not start: {first!r}")
-        session = _session(first[1], journal)
+        session = _session(first[1], journal, busy_poll)
         await session.start()
         triggers = _note_triggers(session)
         line = (await proc.stdout.readline()).decode()
@@ -258,6 +262,7 @@ async def tick_to_order(
         "sections_median_us": sections,
         "journal_dir": str(journal_dir),
         "sandbox": "one process with the session" if one_process else "its own process",
+        "busy_poll": busy_poll,
         "orders_sent": session.status().orders,
     }
 
@@ -390,6 +395,9 @@ def main() -> int:
         action="store_true",
         help="run the ping-pong sandbox in its own process (default: on the session's loop)",
     )
+    ap.add_argument(
+        "--busy-poll", action="store_true", help="the session polls instead of sleeping"
+    )
     ap.add_argument("--serve-pingpong", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_pingpong:
@@ -399,7 +407,13 @@ def main() -> int:
         "machine": machine(),
         "event_loop": event_loop.loop_name(),
         "tick_to_order": event_loop.run(
-            tick_to_order(args.messages, args.journal_dir, args.skip, not args.sandbox_process)
+            tick_to_order(
+                args.messages,
+                args.journal_dir,
+                args.skip,
+                not args.sandbox_process,
+                args.busy_poll,
+            )
         ),
         "throughput": throughput(args.flood, args.journal_dir),
     }
@@ -412,7 +426,8 @@ def main() -> int:
         f"python {m['python']}, numba {m['numba']}, event loop {report['event_loop']}"
     )
     print(
-        f"tick-to-order over loopback, the sandbox in {t['sandbox']} ({t['answered']} of "
+        f"tick-to-order over loopback, the sandbox in {t['sandbox']}"
+        f"{', busy polling' if t['busy_poll'] else ''} ({t['answered']} of "
         f"{t['messages']} updates answered, journal synced on {t['journal_dir']}):"
     )
     print(

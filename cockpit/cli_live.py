@@ -115,6 +115,12 @@ def add_parser(subparsers: Any) -> None:
         "--confirm-live", action="store_true", help="yes, trade on the real venue (real money)"
     )
     p.add_argument(
+        "--busy-poll",
+        action="store_true",
+        help="keep polling the sockets instead of sleeping between messages: a core at 100%%, "
+        "a faster answer to each tick",
+    )
+    p.add_argument(
         "--flatten-at-stop",
         action="store_true",
         help="at the stop, close the engine's positions first (market orders; reduce-only "
@@ -289,6 +295,7 @@ def _session(
         journal_path=journal,
         options=SessionOptions(
             session_prefix=args.prefix,
+            busy_poll=args.busy_poll,
             flatten_at_stop=args.flatten_at_stop,
             flatten_timeout=args.flatten_timeout,
             drift_grace=args.drift_grace,

@@ -532,3 +532,16 @@ def test_the_stop_and_drift_options_reach_the_session(
     opts = session.options
     assert (opts.flatten_at_stop, opts.flatten_timeout, opts.drift_grace) == (True, 10.0, 0.5)
     assert session.halts_on_drift is halts
+
+
+@pytest.mark.parametrize(("flags", "busy"), [([], False), (["--busy-poll"], True)])
+def test_busy_poll_reaches_the_session(flags: list[str], busy: bool) -> None:
+    from adapters.live.session_env import endpoints_for
+    from cockpit.cli import build_parser
+    from cockpit.cli_live import _session
+
+    argv = ["live", "--url", "ws://127.0.0.1:1", "--symbol", "BTCUSDT", "--strategy", STRATEGY]
+    args = build_parser().parse_args([*argv, *flags])
+    endpoints = endpoints_for(args.url, args.venue)
+    session = _session(args, endpoints, ["BTCUSDT"], "k", None, object, [{}], None, Path("j"))
+    assert session.options.busy_poll is busy

@@ -7,6 +7,7 @@ journal held its intent when it arrived) and a `LiveSession` with the shared str
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -461,3 +462,23 @@ async def test_market_data_is_stepped_in_its_own_callback_unless_told_otherwise(
             assert set(left) == {0}
         else:
             assert min(left) > 0
+
+
+async def test_busy_polling_trades_the_same_and_stops_its_poller(
+    replay: Replay, tmp_path: Path
+) -> None:
+    journal = tmp_path / "orders.journal"
+    params = {"qty": QTY, "at": 3, "rounds": 2, "every": 5}
+    async with CheckedVenue(replay, speed=5) as sb:
+        session = session_for(sb, journal, params, busy_poll=True)
+        await session.start()
+        try:
+            names = {t.get_name() for t in asyncio.all_tasks()}
+            assert "live-session:busy-poll" in names
+            await done(session)
+        finally:
+            await session.stop()
+        assert "live-session:busy-poll" not in {t.get_name() for t in asyncio.all_tasks()}
+        status = session.status()
+        assert (status.orders, status.acked, status.rejected, status.working) == (4, 4, 0, 0)
+        assert position(session) == sandbox_position(sb) == 0
