@@ -19,6 +19,7 @@ action (kill the process, or a KeyboardInterrupt in whatever line was running):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 from collections.abc import Callable, Coroutine
 from types import FrameType
@@ -102,6 +103,18 @@ class StopGuard:
             if self.received is not None:  # checked after _on_stop is set: none is missed
                 coro.close()
                 return False
-            return runner.run(race())
+            return _wait_awake(asyncio.run_coroutine_threadsafe(race(), runner.loop))
         finally:
             self._on_stop = None
+
+
+def _wait_awake(fut: concurrent.futures.Future[bool]) -> bool:
+    """`fut.result()`, waking every 50 ms: Python runs a signal's handler in the main thread
+    only when that thread runs bytecode, and a signal the kernel gave to another thread
+    does not interrupt a lock wait here (seen with uvloop's threads: the start-up then
+    waited for ever for the stop that the handler was to trigger)."""
+    while True:
+        try:
+            return fut.result(timeout=0.05)
+        except concurrent.futures.TimeoutError:
+            continue
