@@ -37,7 +37,11 @@ Orders (no sockets):
 The session (the engine on a venue):
 
 - `session`: `LiveSession`, market data and execution of one venue wired to
-  `engine.live.LiveEngine` on asyncio (journal before send, reconciliation at start).
+  `engine.live.LiveEngine` on asyncio (journal before send, reconciliation at start);
+  assembled from mixins: `session_lifecycle` (start, stop, flatten, close),
+  `session_stepping` (the engine step, journal then send), `session_market` (market data
+  rows, book sync in band), `session_execution` (execution events, reconciliation glue,
+  funding, position drift).
 - `session_orders`: outbox rows to venue requests and journal intents, execution events to
   engine reports (no I/O).
 - `session_reconcile`: the journal against the venue after a restart (verdicts, the diff

@@ -73,6 +73,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from adapters.live.event_loop import cancel_and_wait
 from adapters.live.sandbox_replay import CHANNELS, MS, Replay, ReplayMessage, SandboxBook
 from adapters.live.ws_direct import DirectServerConnection
 from engine.errors import UsageError
@@ -278,14 +279,7 @@ class SandboxMarketData:
 
     async def close(self) -> None:
         """Stop the replay and the server."""
-        tasks = [t for t in (self._replay_task, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait((self._replay_task, *self._tasks))
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
