@@ -4,7 +4,7 @@ applied in band.
 `MarketDataIntake` is a mixin of `session.LiveSession` (it is not used alone): the state it
 works on is created by `LiveSession.__init__` (`md`, `md_extra`, `engine`, `options`,
 `timings`, `book_listeners`, `_books`, `_in_sync`, `_pushed_ts`, `_pushed_at`, `_running`,
-`_step_failed`, `_wake`), and it calls `_step` and `_cycle` (session_stepping).
+`_step_failed`, `_closed`, `_wake`), and it calls `_step` and `_cycle` (session_stepping).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class MarketDataIntake:
 
     def _on_md_rows(self, rows: np.ndarray) -> None:
         """The market data client's rows of one message (on the event loop)."""
+        if self._closed:  # frames still parsed while the feed closes: no session, no book
+            return
         t = time.time_ns()
         self.timings.add("decode", t - int(rows[0]["ts_local"]))
         self._sync_books(rows)
