@@ -186,14 +186,12 @@ def read_until(master: int, proc: subprocess.Popen, cond, timeout: float) -> byt
     return seen
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
-    shared_data: Path, tmp_path: Path, no_keys: None, sig: signal.Signals
-) -> None:
-    # `cockpit live --ui` in a pseudo-terminal against `cockpit sandbox`: a GTC buy far
-    # below the market rests at the venue; the signal must cancel it before the exit.
-    import time
-
+def resting_buy_in_the_cockpit(
+    shared_data: Path, tmp_path: Path
+) -> tuple[subprocess.Popen, subprocess.Popen, int, Path]:
+    """`cockpit sandbox` and, in a pseudo-terminal, `cockpit live --ui` on it whose strategy
+    places one GTC buy far below the market (it rests): (sandbox, live, pty master, journal).
+    """
     from tests.adapters.live.session_helpers import warm_up_engine
 
     warm_up_engine()
@@ -209,6 +207,18 @@ def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
         ],
         tmp_path,
     )  # fmt: skip
+    return sandbox, live, master, journal
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
+    shared_data: Path, tmp_path: Path, no_keys: None, sig: signal.Signals
+) -> None:
+    # `cockpit live --ui` in a pseudo-terminal against `cockpit sandbox`: a GTC buy far
+    # below the market rests at the venue; the signal must cancel it before the exit.
+    import time
+
+    sandbox, live, master, journal = resting_buy_in_the_cockpit(shared_data, tmp_path)
     try:
 
         def resting() -> bool:
@@ -374,21 +384,7 @@ def test_a_signal_as_the_session_starts_against_the_sandbox_stops_cleanly(
     # machine, the strategy already trades. Either way: exit 0 and nothing left open.
     import time
 
-    from tests.adapters.live.session_helpers import warm_up_engine
-
-    warm_up_engine()
-    sandbox, url = start_sandbox(shared_data / BTC, "--speed", "1", "--port", "0")
-    journal = tmp_path / "live.journal"
-    live, master = start_in_pty(
-        [
-            sys.executable, "-m", "cockpit", "live", "--ui",
-            "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
-            "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
-            "--param", "slip=-20000", "--param", "tif=0",
-            "--journal", str(journal), "--prefix", "t",
-        ],
-        tmp_path,
-    )  # fmt: skip
+    sandbox, live, master, journal = resting_buy_in_the_cockpit(shared_data, tmp_path)
     try:
         seen = read_until(master, live, lambda s: b"strategy " in s, 60)
         assert b"strategy " in seen, seen[-2000:]
