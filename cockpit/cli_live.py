@@ -255,15 +255,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"  strategy {cls.__name__} x {len(instances)}\n"
         )
         out.flush()
+        session = _session(
+            args, endpoints, symbols, api_key, signer, cls, instances, config, journal
+        )
         if ui:
-            session = _session(
-                args, endpoints, symbols, api_key, signer, cls, instances, config, journal
-            )
             assert guard is not None
             return _run_ui(args, session, out, guard)
-        return event_loop.run(
-            _run(args, endpoints, symbols, api_key, signer, cls, instances, config, journal, out)
-        )
+        return event_loop.run(_run(args, session, out))
     finally:
         logging.getLogger().removeHandler(handler)
         if guard is not None:
@@ -452,25 +450,12 @@ def _final(session: Any, out: TextIO) -> int:
     return 0
 
 
-async def _run(
-    args: argparse.Namespace,
-    endpoints: Any,
-    symbols: list[str],
-    api_key: str,
-    signer: Any,
-    cls: type,
-    instances: list[dict[str, Any]],
-    config: Any,
-    journal: Path,
-    out: TextIO,
-    stop: asyncio.Event | None = None,
-) -> int:
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-    session = _session(args, endpoints, symbols, api_key, signer, cls, instances, config, journal)
+async def _run(args: argparse.Namespace, session: Any, out: TextIO) -> int:
+    """Headless: start, a status line every --status-every s, stop on SIGINT / SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     await _start(args, session, out)
     t_end = None if args.duration is None else time.monotonic() + args.duration
     try:

@@ -23,7 +23,7 @@ from adapters.live.book_sync import BookSequencer, BookUpdate, Rule, SyncState
 from adapters.live.http import HttpStatusError
 from adapters.live.rows import clear_row
 from adapters.live.ws_types import LOGGER_NAME
-from engine.errors import DataError
+from engine.errors import DataError, UsageError
 from engine.events import FLAG_EXCH_TS_MISSING, FLAG_RESYNC
 from engine.instruments import Instrument
 
@@ -36,12 +36,15 @@ class BookSequencing:
     """Books kept in sequence and rebuilt after gaps and reconnections (a WsVenue part)."""
 
     def book_rule(self, key: str) -> Rule:
-        """The continuity rule of a book (see book_sync)."""
-        raise NotImplementedError
+        """The continuity rule of a book (see book_sync); a venue that adds books defines it."""
+        raise UsageError(f"{type(self).__name__} keeps book {key!r} but defines no book_rule")
 
     async def fetch_snapshot(self, key: str) -> BookUpdate:
-        """A book snapshot (snapshot=True, rows starting with a clear) from the venue."""
-        raise NotImplementedError
+        """A book snapshot (snapshot=True, rows starting with a clear) from the venue; a
+        venue with `snapshot_from_rest` defines it (others override `resync_book`)."""
+        raise UsageError(
+            f"{type(self).__name__} fetches snapshots of {key!r} but defines no fetch_snapshot"
+        )
 
     async def resync_book(self, key: str) -> None:
         """Rebuild one book after a gap or a reconnection (the book is in WAIT).

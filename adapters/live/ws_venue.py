@@ -198,7 +198,6 @@ class WsVenue(ConnectionLifecycle, RequestSending, FrameHandling, BookSequencing
     @abc.abstractmethod
     def url(self) -> str:
         """The WebSocket URL to connect to."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def parse(self, msg: Any, ts_local: int) -> Sequence[np.ndarray | BookUpdate]:
@@ -208,7 +207,6 @@ class WsVenue(ConnectionLifecycle, RequestSending, FrameHandling, BookSequencing
         of an unusable shape: it is counted as a bad frame. Call `note_unknown` for a
         message type the venue sends but we do not use.
         """
-        raise NotImplementedError
 
     async def prepare_connection(self, conn: Connection) -> None:
         """Run on every new connection before `subscribe_requests` is asked for its list

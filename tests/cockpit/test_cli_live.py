@@ -253,6 +253,51 @@ def test_a_signal_stops_the_cockpit_on_a_live_session_and_cancels_at_the_venue(
     assert [(cid, o.status) for cid, o in orders.items()] == [("t-1", "canceled")]
 
 
+def usdm_live(
+    shared_data: Path, tmp_path: Path, params: list[str], flags: list[str]
+) -> tuple[subprocess.Popen, subprocess.Popen, Path]:
+    """`cockpit sandbox --venue binance-usdm` and headless `cockpit live` on it, both
+    subprocesses: (sandbox, live, journal)."""
+    from tests.adapters.live.session_helpers import warm_up_engine
+
+    warm_up_engine()
+    sandbox, url = start_sandbox(
+        shared_data / BTC, "--venue", "binance-usdm", "--speed", "2", "--port", "0"
+    )
+    journal = tmp_path / "live.journal"
+    argv = [
+        sys.executable, "-m", "cockpit", "live", "--venue", "binance-usdm",
+        "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
+        *[a for p in params for a in ("--param", p)],
+        "--journal", str(journal), "--prefix", "t", "--status-every", "0.5", *flags,
+    ]  # fmt: skip
+    live = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )
+    return sandbox, live, journal
+
+
+def until_journaled(journal: Path, live: subprocess.Popen, statuses: list[str]) -> None:
+    """Wait (60 s at most, while `live` runs) for the journal's orders to be in `statuses`."""
+    import time
+
+    def reached() -> bool:
+        if not journal.exists():
+            return False
+        orders = rebuild(replay_journal(journal).records).orders
+        return [o.status for o in orders.values()] == statuses
+
+    deadline = time.monotonic() + 60
+    while not reached():
+        assert time.monotonic() < deadline and live.poll() is None, live.stderr
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
     ("sig", "params", "journal_after"),
     [
@@ -272,41 +317,9 @@ def test_live_usdm_headless_stops_on_a_signal_with_the_venue_flat(
 ) -> None:
     # `cockpit live --venue binance-usdm` and `cockpit sandbox --venue binance-usdm`, both
     # subprocesses: the signal goes to the live process as a supervisor would send it.
-    import time
-
-    from tests.adapters.live.session_helpers import warm_up_engine
-
-    warm_up_engine()
-    sandbox, url = start_sandbox(
-        shared_data / BTC, "--venue", "binance-usdm", "--speed", "2", "--port", "0"
-    )
-    journal = tmp_path / "live.journal"
-    argv = [
-        sys.executable, "-m", "cockpit", "live", "--venue", "binance-usdm",
-        "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
-        *[a for p in params for a in ("--param", p)],
-        "--journal", str(journal), "--prefix", "t", "--status-every", "0.5",
-    ]  # fmt: skip
-    live = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-    )
+    sandbox, live, journal = usdm_live(shared_data, tmp_path, params, [])
     try:
-
-        def reached() -> bool:
-            if not journal.exists():
-                return False
-            orders = rebuild(replay_journal(journal).records).orders
-            return [o.status for o in orders.values()] == journal_after
-
-        deadline = time.monotonic() + 60
-        while not reached():
-            assert time.monotonic() < deadline and live.poll() is None, live.stderr
-            time.sleep(0.1)
+        until_journaled(journal, live, journal_after)
         live.send_signal(sig)
         out, err = live.communicate(timeout=30)
     finally:
@@ -417,40 +430,11 @@ def test_live_usdm_flatten_at_stop_closes_the_position_before_exiting(
     # reduce-only market sell, waits for its fill, and the last line shows both flat.
     import time
 
-    from tests.adapters.live.session_helpers import warm_up_engine
-
-    warm_up_engine()
-    sandbox, url = start_sandbox(
-        shared_data / BTC, "--venue", "binance-usdm", "--speed", "2", "--port", "0"
-    )
-    journal = tmp_path / "live.journal"
-    argv = [
-        sys.executable, "-m", "cockpit", "live", "--venue", "binance-usdm",
-        "--url", url, "--symbol", "BTCUSDT", "--strategy", STRATEGY,
-        "--param", "qty=100", "--param", "at=3", "--param", "sell=0",
-        "--journal", str(journal), "--prefix", "t", "--status-every", "0.5",
-        "--flatten-at-stop", "--drift-grace", "1",
-    ]  # fmt: skip
-    live = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-    )
+    params = ["qty=100", "at=3", "sell=0"]
+    flags = ["--flatten-at-stop", "--drift-grace", "1"]
+    sandbox, live, journal = usdm_live(shared_data, tmp_path, params, flags)
     try:
-
-        def bought() -> bool:
-            if not journal.exists():
-                return False
-            orders = rebuild(replay_journal(journal).records).orders
-            return [o.status for o in orders.values()] == ["filled"]
-
-        deadline = time.monotonic() + 60
-        while not bought():
-            assert time.monotonic() < deadline and live.poll() is None, live.stderr
-            time.sleep(0.1)
+        until_journaled(journal, live, ["filled"])
         time.sleep(1.0)  # a status line or two with the position held
         live.send_signal(signal.SIGINT)
         out, err = live.communicate(timeout=30)

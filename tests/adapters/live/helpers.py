@@ -1,4 +1,5 @@
-"""Shared by the live adapter tests: a reference book, waiting, and a fake clock."""
+"""Shared by the live adapter tests: a reference book, waiting, a fake clock, and orders
+and their events against the sandbox."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
+from adapters.live.exec_events import ExecEvent, OrderRequest
+from adapters.live.sandbox_exec import SandboxVenue
 from adapters.live.sandbox_replay import SandboxBook
 from engine.events import (
     KIND_BOOK_CLEAR,
@@ -78,3 +82,29 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
+
+
+SYMBOL = "BTCUSDT"
+"""The one symbol of the recorded market the execution tests trade."""
+
+
+def buy(cid: str, price: Decimal, qty: str = "0.001", **kw: Any) -> OrderRequest:
+    """A new buy order request on SYMBOL."""
+    return OrderRequest("new", cid, SYMBOL, side="buy", price=price, qty=Decimal(qty), **kw)
+
+
+def sell(cid: str, price: Decimal, qty: str = "0.001", **kw: Any) -> OrderRequest:
+    """A new sell order request on SYMBOL."""
+    return OrderRequest("new", cid, SYMBOL, side="sell", price=price, qty=Decimal(qty), **kw)
+
+
+def kinds(events: list[ExecEvent]) -> list[tuple[str, str]]:
+    """(kind, client id) of each event."""
+    return [(e.kind, e.client_id) for e in events]
+
+
+def best(sb: SandboxVenue) -> tuple[Decimal, Decimal]:
+    """The sandbox's best bid and ask on SYMBOL (both must exist)."""
+    bid, ask = sb.matcher.best(SYMBOL)
+    assert bid is not None and ask is not None
+    return bid, ask

@@ -27,7 +27,7 @@ from adapters.live.sandbox_futures_exec import SandboxFuturesVenue
 from adapters.live.sandbox_replay import Replay, replay_from_capture
 from adapters.live.signing import HmacSha256Signer
 from adapters.live.ws_venue import WsConfig
-from tests.adapters.live.helpers import eventually
+from tests.adapters.live.helpers import best, buy, eventually, kinds, sell
 from tests.adapters.live.leaks import API_KEY, API_SECRET
 
 SYMBOL = "BTCUSDT"
@@ -73,24 +73,6 @@ async def user_ready(cl: BinanceFuturesExec, sb: SandboxFuturesVenue, n: int = 1
         5.0,
         "the user stream",
     )
-
-
-def buy(cid: str, price: D, qty: str = "0.001", **kw: Any) -> OrderRequest:
-    return OrderRequest("new", cid, SYMBOL, side="buy", price=price, qty=D(qty), **kw)
-
-
-def sell(cid: str, price: D, qty: str = "0.001", **kw: Any) -> OrderRequest:
-    return OrderRequest("new", cid, SYMBOL, side="sell", price=price, qty=D(qty), **kw)
-
-
-def kinds(events: list[ExecEvent]) -> list[tuple[str, str]]:
-    return [(e.kind, e.client_id) for e in events]
-
-
-def best(sb: SandboxFuturesVenue) -> tuple[D, D]:
-    bid, ask = sb.matcher.best(SYMBOL)
-    assert bid is not None and ask is not None
-    return bid, ask
 
 
 async def test_place_ack_then_fill_through_order_trade_update(replay: Replay) -> None:

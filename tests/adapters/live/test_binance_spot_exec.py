@@ -26,7 +26,7 @@ from adapters.live.sandbox_replay import Replay, replay_from_capture
 from adapters.live.signing import Ed25519Signer, HmacSha256Signer
 from adapters.live.ws_venue import State, WsConfig
 from engine.errors import UsageError
-from tests.adapters.live.helpers import eventually
+from tests.adapters.live.helpers import best, buy, eventually, kinds, sell
 from tests.adapters.live.leaks import API_KEY, API_SECRET, ED25519_PEM
 
 SYMBOL = "BTCUSDT"
@@ -70,24 +70,6 @@ async def refused(cl: BinanceSpotExec, sb: SandboxVenue) -> None:
     await eventually(
         lambda: "userDataStream.subscribe.signature" in sb.method_counts, 5.0, "the subscription"
     )
-
-
-def buy(cid: str, price: D, qty: str = "0.001", **kw: Any) -> OrderRequest:
-    return OrderRequest("new", cid, SYMBOL, side="buy", price=price, qty=D(qty), **kw)
-
-
-def sell(cid: str, price: D, qty: str = "0.001", **kw: Any) -> OrderRequest:
-    return OrderRequest("new", cid, SYMBOL, side="sell", price=price, qty=D(qty), **kw)
-
-
-def kinds(events: list[ExecEvent]) -> list[tuple[str, str]]:
-    return [(e.kind, e.client_id) for e in events]
-
-
-def best(sb: SandboxVenue) -> tuple[D, D]:
-    bid, ask = sb.matcher.best(SYMBOL)
-    assert bid is not None and ask is not None
-    return bid, ask
 
 
 async def test_place_ack_and_fills_in_order(replay: Replay) -> None:
